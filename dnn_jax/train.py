@@ -1,0 +1,147 @@
+"""Pure training functions: `init`, `train_step`, `train_epoch`, `evaluate`.
+
+Every Python-level hyper-parameter lives in a `TrainSpec`, a hashable frozen dataclass
+held as a static (non-pytree) field of `TrainState`. So the state's tree structure fixes
+the compiled program: one compilation per variant, reused by every epoch. Datasets are
+arguments of the jitted functions, never closed over, and stay uint8 on the device.
+
+The `*_seeds` functions are the same functions vmapped over a leading seed axis of the
+state and keys: `num_seeds=1` runs through exactly the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+from flax import struct
+from jax import lax
+
+from dnn_jax import losses
+
+SAMPLINGS = ('shuffle', 'with_replacement')
+PIXEL_DIVISORS = {'unit': 255.0, 'raw': 1.0}  # unit: [0, 1] as torchvision's ToTensor
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """Everything static about training one model: hashable, so jit can key on it."""
+  model: nn.Module
+  objective: str            # a key of losses.OBJECTIVES
+  learning_rate: float
+  batch_size: int
+  steps_per_epoch: int      # batches drawn per call of train_epoch
+  total_steps: int          # steps past this are skipped (a last, partial epoch)
+  sampling: str = 'shuffle'
+  pixel_scale: str = 'unit'
+  eval_batch_size: int = 1000
+
+  @functools.cached_property
+  def tx(self) -> optax.GradientTransformation:
+    return optax.sgd(self.learning_rate)
+
+  def preprocess(self, images: jax.Array) -> jax.Array:
+    """uint8 images -> float32, scaled on the device inside the step."""
+    return images.astype(jnp.float32) / PIXEL_DIVISORS[self.pixel_scale]
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: optax.OptState
+  spec: TrainSpec = struct.field(pytree_node=False)
+
+
+def init(key: jax.Array, spec: TrainSpec) -> TrainState:
+  params = spec.model.init(key, jnp.zeros((1, 28, 28, 1), jnp.float32))['params']
+  return TrainState(jnp.zeros((), jnp.int32), params, spec.tx.init(params), spec)
+
+
+def _loss(params, spec: TrainSpec, images: jax.Array, labels: jax.Array) -> jax.Array:
+  outputs = spec.model.apply({'params': params}, spec.preprocess(images))
+  return jnp.mean(losses.OBJECTIVES[spec.objective].loss(outputs, labels))
+
+
+def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, jax.Array]:
+  """One SGD step on `batch` = (uint8 images (B, 28, 28, 1), labels (B,)); returns the loss."""
+  images, labels = batch
+  chex.assert_shape(images, (state.spec.batch_size, 28, 28, 1))
+  loss, grads = jax.value_and_grad(_loss)(state.params, state.spec, images, labels)
+  updates, opt_state = state.spec.tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+
+def epoch_indices(key: jax.Array, spec: TrainSpec, num_examples: int) -> jax.Array:
+  """(steps_per_epoch, batch_size) example indices: a permutation, or uniform draws."""
+  shape = (spec.steps_per_epoch, spec.batch_size)
+  if spec.sampling == 'shuffle':
+    permutation = jax.random.permutation(key, num_examples)
+    return permutation[:spec.steps_per_epoch * spec.batch_size].reshape(shape)
+  return jax.random.randint(key, shape, 0, num_examples)
+
+
+def train_epoch(state: TrainState, key: jax.Array, images: jax.Array,
+                labels: jax.Array) -> tuple[TrainState, jax.Array]:
+  """`steps_per_epoch` steps as one `lax.scan`; returns the state and per-step losses."""
+  spec = state.spec
+  partial_epochs = spec.total_steps % spec.steps_per_epoch != 0
+
+  def body(state, batch_indices):
+    new_state, loss = train_step(state, (images[batch_indices], labels[batch_indices]))
+    if partial_epochs:  # static: only a run whose last epoch is partial pays for this
+      active = state.step < spec.total_steps
+      new_state = jax.tree.map(lambda n, o: jnp.where(active, n, o), new_state, state)
+    return new_state, loss
+
+  return lax.scan(body, state, epoch_indices(key, spec, images.shape[0]))
+
+
+def evaluate(state: TrainState, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(summed loss, number correct) over the whole split, in batches of eval_batch_size."""
+  spec, n = state.spec, images.shape[0]
+  batch = min(spec.eval_batch_size, n)
+  num_batches = -(-n // batch)
+  pad = num_batches * batch - n
+  weights = (jnp.arange(n + pad) < n).reshape(num_batches, batch)
+  images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(num_batches, batch, 28, 28, 1)
+  labels = jnp.pad(labels, (0, pad)).reshape(num_batches, batch)
+  objective = losses.OBJECTIVES[spec.objective]
+
+  def body(totals, xs):
+    x, y, w = xs
+    outputs = spec.model.apply({'params': state.params}, spec.preprocess(x))
+    loss = jnp.sum(jnp.where(w, objective.loss(outputs, y), 0.0))
+    correct = jnp.sum(w & objective.correct(outputs, y))
+    return (totals[0] + loss, totals[1] + correct), None
+
+  zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+  return lax.scan(body, zero, (images, labels, weights))[0]
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+  """Seed i of a run is the key of `--seed=seed+i`: runs of one seed can be compared."""
+  return jax.vmap(jax.random.key)(jnp.arange(seed, seed + num_seeds))
+
+
+def split_seed_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(init key, data key) of one seed; the data key is shared by every variant."""
+  init_key, data_key = jax.random.split(key)
+  return init_key, data_key
+
+
+def epoch_keys(data_keys: jax.Array, epoch: int) -> jax.Array:
+  """Each seed's data-order key for `epoch`: a pure function of seed and epoch."""
+  return jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, epoch)
+
+
+init_seeds = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
+train_epoch_seeds = jax.jit(jax.vmap(train_epoch, in_axes=(0, 0, None, None)), donate_argnums=0)
+evaluate_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)))

@@ -1,0 +1,109 @@
+"""Run an experiment of the course: `python main.py --experiment=lenet --c3=sparse`.
+
+Flags left unset take the experiment's defaults (the course's hyper-parameters, held in
+experiments/<name>.py). Bad flag values give one line naming the flag, the value and what
+is accepted, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from dnn_jax import data, models, train
+from dnn_jax.config import ConfigError, resolve
+from dnn_jax.run import TrainingDiverged, train_and_evaluate
+from experiments import EXPERIMENTS, lenet, linear
+
+FLAGS = flags.FLAGS
+_DEFAULT_MNIST_DIR = str(data.DEFAULT_MNIST_DIR) if data.DEFAULT_MNIST_DIR.is_dir() else ''
+
+flags.DEFINE_enum('experiment', 'lenet', list(EXPERIMENTS), 'Which experiment to run.')
+flags.DEFINE_enum('c3', None, [*lenet.VARIANTS, 'both'],
+                  f'LeNet C3 connections (default {lenet.DEFAULTS["c3"]}); both: side by side.')
+flags.DEFINE_enum('loss', None, [*linear.VARIANTS, 'both'],
+                  f'Linear model loss (default {linear.DEFAULTS["loss"]}); both: side by side.')
+flags.DEFINE_integer('epochs', None, 'Passes over the training set (lenet 10, linear 3).')
+flags.DEFINE_integer('steps', 0, 'Total training steps, overriding --epochs; 0: from --epochs.')
+flags.DEFINE_integer('batch_size', None, 'Examples per SGD step (lenet 100, linear 1).')
+flags.DEFINE_float('learning_rate', None, 'SGD learning rate (lenet 0.1, linear 255e-4).')
+flags.DEFINE_enum('pixel_scale', None, list(train.PIXEL_DIVISORS),
+                  'unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.')
+flags.DEFINE_enum('sampling', None, list(train.SAMPLINGS),
+                  'shuffle: a new permutation each epoch; with_replacement: uniform draws.')
+flags.DEFINE_bool('bias', False, 'Give the linear classifier a bias.')
+flags.DEFINE_enum('initializer', 'torch', list(models.INITS),
+                  "torch: PyTorch's default uniform init (the course's); flax: lecun_normal.")
+flags.DEFINE_integer('seed', 0, 'Random seed; seed i of a multi-seed run is --seed + i.')
+flags.DEFINE_integer('num_seeds', 1, 'Independent models trained at once with jax.vmap.')
+flags.DEFINE_integer('train_examples', 0, 'Train on the first N training examples; 0: all.')
+flags.DEFINE_integer('eval_batch_size', 1000, 'Examples per evaluation batch.')
+flags.DEFINE_enum('conv_impl', 'auto', ['auto', *models.CONV_IMPLS],
+                  'Convolution: patches + matmul (fast on CPU) or XLA conv; auto picks.')
+flags.DEFINE_string('mnist_dir', _DEFAULT_MNIST_DIR,
+                    'Folder with the 4 MNIST IDX .gz files; empty: tensorflow-datasets.')
+flags.DEFINE_string('tfds_data_dir', None, 'TFDS data_dir (with --mnist_dir empty).')
+flags.DEFINE_string('workdir', '', 'Where results go; default: a new folder under runs/.')
+
+for _name in ('epochs', 'batch_size', 'learning_rate', 'num_seeds', 'eval_batch_size'):
+  flags.register_validator(_name, lambda v: v is None or v > 0, f'--{_name} must be positive')
+for _name in ('steps', 'train_examples'):
+  flags.register_validator(_name, lambda v: v >= 0, f'--{_name} must be >= 0')
+
+
+def _variant_flag_applies(flag: str, experiment_name: str):
+  def check(values) -> bool:
+    return values[flag] is None or values['experiment'] == experiment_name
+  accepted = ', '.join([*EXPERIMENTS[experiment_name].VARIANTS, 'both'])
+  flags.register_multi_flags_validator(
+      ['experiment', flag], check,
+      f'--{flag} applies only to --experiment={experiment_name} (accepted there: {accepted})')
+
+
+_variant_flag_applies('c3', 'lenet')
+_variant_flag_applies('loss', 'linear')
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, but a bad flag is one line on stderr and exit code 2."""
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    print(f'{Path(argv[0]).name}: error: {e}', file=sys.stderr)
+    sys.exit(2)
+  if len(rest) > 1:
+    print(f'{Path(argv[0]).name}: error: unexpected arguments {rest[1:]}; '
+          'every option is a --flag', file=sys.stderr)
+    sys.exit(2)
+  return rest
+
+
+def main(argv: list[str]) -> int:
+  del argv
+  logging.set_verbosity(logging.WARNING)  # no INFO lines about absent TPU backends
+  experiment = EXPERIMENTS[FLAGS.experiment]
+  names = ['experiment', experiment.VARIANT_FLAG, 'epochs', 'steps', 'batch_size',
+           'learning_rate', 'pixel_scale', 'sampling', 'bias', 'initializer', 'seed',
+           'num_seeds', 'train_examples', 'eval_batch_size', 'conv_impl', 'mnist_dir',
+           'tfds_data_dir']
+  values = {name: FLAGS[name].value for name in names}
+  if values['conv_impl'] == 'auto':
+    values['conv_impl'] = models.default_conv_impl()
+  config = resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
+  workdir = FLAGS.workdir or f'runs/{config.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
+  try:
+    train_and_evaluate(config, experiment, workdir)
+  except ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except (data.DatasetError, TrainingDiverged) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)

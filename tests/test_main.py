@@ -1,0 +1,80 @@
+"""The command line: results.json of a small run, and every bad input as one line + exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def run_main(*args, timeout=300):
+  return subprocess.run([sys.executable, str(ROOT / 'main.py'), *args], capture_output=True,
+                        text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_small_linear_run_writes_results(tmp_path):
+  result = run_main('--experiment=linear', '--loss=both', '--train_examples=500',
+                    f'--workdir={tmp_path}')
+  assert result.returncode == 0, result.stderr
+  out = result.stdout
+  assert 'learning_rate = 0.0255' in out and '784 trainable parameters' in out
+  assert out.count('[Test set] Average loss: ') == 2 and 'Accuracy: ' in out
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['experiment'] == 'linear'
+  assert results['config']['variants'] == ['logistic', 'sum_of_squares']
+  assert results['config']['batch_size'] == 1 and results['config']['epochs'] == 3
+  assert {'jax', 'flax', 'optax'} <= set(results['versions']) and results['device']
+  for name in ('logistic', 'sum_of_squares'):
+    variant = results['variants'][name]
+    assert variant['total'] == 1991 and len(variant['correct']) == 1
+    assert variant['test_accuracy'][0] == variant['correct'][0] / 1991 > 0.8
+    assert len(variant['train_loss_per_epoch'][0]) == 3 == len(variant['epoch_time_s'])
+    assert variant['compile_time_s'] > 0 and variant['train_time_s'] > 0
+    assert variant['num_params'] == 784
+
+
+BAD_INPUTS = [
+    (['--experiment=resnet'], '--experiment=resnet', 'lenet|linear'),
+    (['--experiment=linear', '--loss=hinge'], '--loss=hinge', 'logistic|sum_of_squares|both'),
+    (['--c3=half'], '--c3=half', 'sparse|full|both'),
+    (['--sampling=bootstrap'], '--sampling=bootstrap', 'shuffle|with_replacement'),
+    (['--pixel_scale=minus_one'], '--pixel_scale=minus_one', 'unit|raw'),
+    (['--learning_rate=0'], '--learning_rate=0', 'must be positive'),
+    (['--learning_rate=-0.1'], '--learning_rate=-0.1', 'must be positive'),
+    (['--epochs=0'], '--epochs=0', 'must be positive'),
+    (['--batch_size=-5'], '--batch_size=-5', 'must be positive'),
+    (['--experiment=lenet', '--loss=logistic'], 'loss=logistic',
+     '--loss applies only to --experiment=linear (accepted there: logistic, sum_of_squares'),
+    (['--experiment=linear', '--c3=full'], 'c3=full',
+     '--c3 applies only to --experiment=lenet (accepted there: sparse, full, both)'),
+    (['--experiment=linear', '--train_examples=10', '--batch_size=11'], '--batch_size=11',
+     'larger than the training set (10 examples); accepted: 1..10'),
+    (['--no_such_flag=1'], 'no_such_flag', 'Unknown command line flag'),
+]
+
+
+@pytest.mark.parametrize('args, names, accepted', BAD_INPUTS, ids=lambda a: str(a))
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names, accepted):
+  result = run_main(*args, f'--workdir={tmp_path}')
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert names in lines[0] and accepted in lines[0]
+  assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
+
+
+def test_missing_dataset_is_one_line(tmp_path):
+  result = run_main(f'--mnist_dir={tmp_path}/nowhere', f'--workdir={tmp_path}')
+  assert result.returncode == 1
+  assert result.stderr.strip().count('\n') == 0
+  assert 'MNIST folder not found' in result.stderr and '--mnist_dir' in result.stderr
+
+
+def test_diverging_run_stops_and_says_where(tmp_path):
+  result = run_main('--experiment=linear', '--train_examples=50', '--pixel_scale=raw',
+                    '--learning_rate=1e38', f'--workdir={tmp_path}')
+  assert result.returncode == 1
+  assert 'training loss became nan at epoch 1, step' in result.stderr
+  assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
