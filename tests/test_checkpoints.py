@@ -1,0 +1,186 @@
+"""Orbax checkpoints: round trip, eval after restore, resume after SIGKILL and SIGTERM
+bit-identical to an uninterrupted run, damaged checkpoints, mismatched configs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from dnn_jax import checkpoints, models, train
+from dnn_jax.config import ConfigError
+from tests.conftest import ROOT
+from tests.test_run import small_config
+
+
+def seeds_state(num_seeds=2):
+  spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 10, 5, 5)
+  init_keys, data_keys = jax.vmap(train.split_seed_key)(train.seed_keys(0, num_seeds))
+  return train.init_seeds(init_keys, spec), data_keys
+
+
+def test_round_trip_preserves_structure_and_values(tmp_path):
+  state, data_keys = seeds_state()
+  state = state.replace(step=state.step + 7)
+  item = dict(state=state, data_keys=jax.random.key_data(data_keys), losses=np.arange(6.0))
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
+  ckpts.save(7, item)
+  step, restored = ckpts.restore(checkpoints.abstract(item), None, print)
+  assert step == 7
+  assert jax.tree.structure(restored) == jax.tree.structure(item)
+  assert isinstance(restored['state'], train.TrainState)
+  assert restored['state'].spec == state.spec
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(item)):
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_keeps_only_the_newest(tmp_path):
+  state, _ = seeds_state(1)
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=2)
+  for step in (1, 2, 3):
+    ckpts.save(step, dict(state=state))
+  assert ckpts.steps() == [2, 3]
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'remove_metadata'])
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
+  state, _ = seeds_state(1)
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
+  for step in (1, 2):
+    ckpts.save(step, dict(state=state.replace(step=state.step + step)))
+  latest = tmp_path / 'ckpt' / '2'
+  files = sorted((p.stat().st_size, p) for p in latest.rglob('*') if p.is_file())
+  if damage == 'truncate':
+    size, path = files[-1]
+    path.write_bytes(path.read_bytes()[:size // 2])
+  else:
+    next(p for _, p in files if p.name == '_METADATA').unlink()
+  messages = []
+  step, item = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3).restore(
+      checkpoints.abstract(dict(state=state)), None, messages.append)
+  assert step == 1 and int(item['state'].step[0]) == 1
+  assert 'step 2' in messages[0] and 'unreadable' in messages[0]
+  assert (tmp_path / 'ckpt-unreadable' / '2').is_dir()  # set aside, not deleted
+  assert (tmp_path / 'ckpt' / '1').is_dir()
+
+
+def test_only_damaged_checkpoints_is_an_error_not_a_fresh_start(tmp_path):
+  state, _ = seeds_state(1)
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
+  ckpts.save(1, dict(state=state))
+  for path in (tmp_path / 'ckpt' / '1').rglob('_METADATA'):
+    path.unlink()
+  with pytest.raises(checkpoints.CheckpointError, match='no intact checkpoint.*--overwrite'):
+    ckpts.restore(checkpoints.abstract(dict(state=state)), None, print)
+
+
+def test_mismatched_config_is_refused_naming_the_fields(tmp_path):
+  checkpoints.check_config(tmp_path, small_config(num_seeds=2))
+  checkpoints.check_config(tmp_path, small_config(num_seeds=2, mnist_dir='/elsewhere'))
+  with pytest.raises(ConfigError, match=r"learning_rate \(saved 0.0255, now 0.1\); num_seeds "
+                     r"\(saved 2, now 3\)\. .*--overwrite"):
+    checkpoints.check_config(tmp_path, small_config(num_seeds=3, learning_rate=0.1))
+  (tmp_path / 'checkpoints').mkdir()
+  checkpoints.check_config(tmp_path, small_config(num_seeds=3), overwrite=True)
+  assert not (tmp_path / 'checkpoints').exists()
+  assert json.loads((tmp_path / 'config.json').read_text())['num_seeds'] == 3
+
+
+def test_chunked_epochs_equal_whole_epochs(mnist_train):
+  images, labels = mnist_train.images[:60], mnist_train.labels[:60]
+  results = []
+  for chunk in (0, 7):
+    spec = train.TrainSpec(models.LinearClassifier(), 'logistic', 0.01, 2, 30, 75,
+                           chunk_steps=chunk)
+    state = train.init(jax.random.key(0), spec)
+    epoch_fn = jax.jit(train.train_epoch)
+    while int(state.step) < spec.total_steps:
+      epoch = int(state.step) // spec.steps_per_epoch
+      state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch), images, labels)
+    results.append(np.asarray(state.params['linear']['kernel']))
+  assert int(state.step) == 75
+  np.testing.assert_array_equal(results[0], results[1])
+
+
+LENET_ARGS = ['--experiment=lenet', '--train_examples=2000', '--epochs=3',
+              '--checkpoint_every_steps=10', '--num_seeds=2']
+
+
+def main_process(workdir, *extra):
+  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *LENET_ARGS,
+                           f'--workdir={workdir}', *extra], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def final_arrays(workdir):
+  """The last checkpoint's step and arrays, but for the wall-clock epoch times."""
+  ckpt_dir = workdir / 'checkpoints' / 'sparse'
+  last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  tree = ocp.StandardCheckpointer().restore(ckpt_dir / str(last) / 'default')
+  del tree['epoch_times']
+  return last, jax.tree.leaves(tree)
+
+
+def interrupt(workdir, sig):
+  """Start a run, wait for its first checkpoint, send `sig`, then resume it to the end."""
+  process = main_process(workdir)
+  deadline = time.time() + 240
+  while not (workdir / 'checkpoints' / 'sparse' / '10').is_dir():
+    assert process.poll() is None and time.time() < deadline, process.communicate()
+    time.sleep(0.05)
+  process.send_signal(sig)
+  _, stderr = process.communicate(timeout=240)
+  interrupted = process.returncode, stderr
+  resumed = main_process(workdir)
+  stdout, stderr = resumed.communicate(timeout=240)
+  assert resumed.returncode == 0, stderr
+  return interrupted, stdout
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('uninterrupted')
+  process = main_process(workdir)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr
+  return workdir, stdout
+
+
+def test_eval_after_restore_prints_the_training_numbers(uninterrupted):
+  workdir, train_stdout = uninterrupted
+  result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *LENET_ARGS,
+                           f'--workdir={workdir}', '--mode=eval'], cwd=ROOT, text=True,
+                          capture_output=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
+  assert len(test_lines(train_stdout)) == 2
+  assert test_lines(result.stdout) == test_lines(train_stdout)
+  assert 'restored checkpoint at step 60' in result.stdout
+
+
+def test_sigkill_mid_run_then_resume_is_bit_identical(uninterrupted, tmp_path):
+  (code, _), stdout = interrupt(tmp_path, signal.SIGKILL)
+  assert code == -signal.SIGKILL
+  assert 'Resuming from checkpoint at epoch' in stdout
+  expected_step, expected = final_arrays(uninterrupted[0])
+  step, got = final_arrays(tmp_path)
+  assert step == expected_step == 60
+  for a, b in zip(got, expected):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(uninterrupted, tmp_path):
+  (code, stderr), stdout = interrupt(tmp_path, signal.SIGTERM)
+  assert code == 128 + signal.SIGTERM
+  assert 'interrupted by signal 15' in stderr and 'run the same command again' in stderr
+  step = int(stdout.split('Resuming from checkpoint at epoch ')[1].split('step ')[1].split()[0])
+  assert step >= 10 and step % 10 == 0
+  for a, b in zip(final_arrays(tmp_path)[1], final_arrays(uninterrupted[0])[1]):
+    np.testing.assert_array_equal(a, b)
