@@ -14,14 +14,16 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from dnn_jax import data, models, train
-from dnn_jax.config import ConfigError, resolve
-from dnn_jax.run import TrainingDiverged, train_and_evaluate
-from experiments import EXPERIMENTS, lenet, linear
+from dnn_jax.config import Config, ConfigError, resolve
+from dnn_jax.checkpoints import CheckpointError
+from dnn_jax.run import Interrupted, TrainingDiverged, train_and_evaluate
+from experiments import EXPERIMENTS, lenet, linear, theory
 
 FLAGS = flags.FLAGS
 _DEFAULT_MNIST_DIR = str(data.DEFAULT_MNIST_DIR) if data.DEFAULT_MNIST_DIR.is_dir() else ''
 
-flags.DEFINE_enum('experiment', 'lenet', list(EXPERIMENTS), 'Which experiment to run.')
+flags.DEFINE_enum('experiment', 'lenet', [*EXPERIMENTS, theory.NAME],
+                  'Which experiment to run; theory: the course\'s pen-and-paper results, checked.')
 flags.DEFINE_enum('c3', None, [*lenet.VARIANTS, 'both'],
                   f'LeNet C3 connections (default {lenet.DEFAULTS["c3"]}); both: side by side.')
 flags.DEFINE_enum('loss', None, [*linear.VARIANTS, 'both'],
@@ -46,11 +48,20 @@ flags.DEFINE_enum('conv_impl', 'auto', ['auto', *models.CONV_IMPLS],
 flags.DEFINE_string('mnist_dir', _DEFAULT_MNIST_DIR,
                     'Folder with the 4 MNIST IDX .gz files; empty: tensorflow-datasets.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data_dir (with --mnist_dir empty).')
-flags.DEFINE_string('workdir', '', 'Where results go; default: a new folder under runs/.')
+flags.DEFINE_string('workdir', '', 'Where results and checkpoints go; default: a new folder '
+                    'under runs/. Rerunning in the same workdir resumes.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+                  'train (resuming from the workdir\'s checkpoints), or eval: restore and test.')
+flags.DEFINE_integer('checkpoint_step', None, 'With --mode=eval: this step instead of the latest.')
+flags.DEFINE_integer('checkpoint_every_steps', 0,
+                     'Also checkpoint every N steps within an epoch; 0: at epoch ends only.')
+flags.DEFINE_integer('keep_checkpoints', 3, 'How many of the newest checkpoints to keep.')
+flags.DEFINE_bool('overwrite', False, 'Start afresh in a workdir that holds another run.')
 
-for _name in ('epochs', 'batch_size', 'learning_rate', 'num_seeds', 'eval_batch_size'):
+for _name in ('epochs', 'batch_size', 'learning_rate', 'num_seeds', 'eval_batch_size',
+              'keep_checkpoints'):
   flags.register_validator(_name, lambda v: v is None or v > 0, f'--{_name} must be positive')
-for _name in ('steps', 'train_examples'):
+for _name in ('steps', 'train_examples', 'checkpoint_every_steps'):
   flags.register_validator(_name, lambda v: v >= 0, f'--{_name} must be >= 0')
 
 
@@ -81,27 +92,38 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
-def main(argv: list[str]) -> int:
-  del argv
-  logging.set_verbosity(logging.WARNING)  # no INFO lines about absent TPU backends
+def config_from_flags() -> Config:
+  """The Config of the parsed flags, unset ones taking the experiment's defaults."""
   experiment = EXPERIMENTS[FLAGS.experiment]
   names = ['experiment', experiment.VARIANT_FLAG, 'epochs', 'steps', 'batch_size',
            'learning_rate', 'pixel_scale', 'sampling', 'bias', 'initializer', 'seed',
            'num_seeds', 'train_examples', 'eval_batch_size', 'conv_impl', 'mnist_dir',
-           'tfds_data_dir']
+           'tfds_data_dir', 'checkpoint_every_steps', 'keep_checkpoints']
   values = {name: FLAGS[name].value for name in names}
   if values['conv_impl'] == 'auto':
     values['conv_impl'] = models.default_conv_impl()
-  config = resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
-  workdir = FLAGS.workdir or f'runs/{config.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
+  return resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
+
+
+def main(argv: list[str]) -> int:
+  del argv
+  logging.set_verbosity(logging.WARNING)  # no INFO lines about absent TPU backends
+  workdir = FLAGS.workdir or f'runs/{FLAGS.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
   try:
-    train_and_evaluate(config, experiment, workdir)
+    if FLAGS.experiment == theory.NAME:
+      return 0 if theory.run(FLAGS.mnist_dir, FLAGS.tfds_data_dir, workdir, FLAGS.seed) else 1
+    config = config_from_flags()
+    train_and_evaluate(config, EXPERIMENTS[config.experiment], workdir, mode=FLAGS.mode,
+                       checkpoint_step=FLAGS.checkpoint_step, overwrite=FLAGS.overwrite)
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except (data.DatasetError, TrainingDiverged) as e:
+  except (data.DatasetError, TrainingDiverged, CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
+  except Interrupted as e:
+    print(str(e), file=sys.stderr)
+    return 128 + e.signum
   return 0
 
 

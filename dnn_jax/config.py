@@ -30,6 +30,8 @@ class Config:
   conv_impl: str
   mnist_dir: str
   tfds_data_dir: str
+  checkpoint_every_steps: int = 0   # 0: checkpoint at the end of every epoch only
+  keep_checkpoints: int = 3
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

@@ -10,9 +10,12 @@ import optax
 
 
 class Objective(NamedTuple):
-  """What a model's outputs are judged by: per-example `loss` and boolean `correct`."""
+  """What a model's outputs are judged by: per-example `loss` and boolean `correct`, and
+  the class index each output predicts (of `num_classes`), to spot collapsed models."""
   loss: Callable[[jax.Array, jax.Array], jax.Array]
   correct: Callable[[jax.Array, jax.Array], jax.Array]
+  predict: Callable[[jax.Array], jax.Array]
+  num_classes: int
 
 
 def logistic(f: jax.Array, y: jax.Array) -> jax.Array:
@@ -36,6 +39,11 @@ def sign_correct(f: jax.Array, y: jax.Array) -> jax.Array:
   return f * y >= 0
 
 
+def sign_class(f: jax.Array) -> jax.Array:
+  """Class index of the linear model's prediction: 1 for f >= 0 (+1), else 0 (-1)."""
+  return (f >= 0).astype(jnp.int32)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
@@ -45,7 +53,8 @@ def argmax_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    'logistic': Objective(logistic, sign_correct),
-    'sum_of_squares': Objective(sum_of_squares, sign_correct),
-    'cross_entropy': Objective(cross_entropy, argmax_correct),
+    'logistic': Objective(logistic, sign_correct, sign_class, 2),
+    'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, 2),
+    'cross_entropy': Objective(cross_entropy, argmax_correct,
+                               lambda logits: jnp.argmax(logits, axis=-1), 10),
 }

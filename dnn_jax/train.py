@@ -41,6 +41,15 @@ class TrainSpec:
   sampling: str = 'shuffle'
   pixel_scale: str = 'unit'
   eval_batch_size: int = 1000
+  chunk_steps: int = 0      # steps per call of train_epoch; 0: the whole epoch
+
+  @property
+  def steps_per_call(self) -> int:
+    return min(self.chunk_steps or self.steps_per_epoch, self.steps_per_epoch)
+
+  @property
+  def calls_per_epoch(self) -> int:
+    return -(-self.steps_per_epoch // self.steps_per_call)
 
   @functools.cached_property
   def tx(self) -> optax.GradientTransformation:
@@ -90,22 +99,39 @@ def epoch_indices(key: jax.Array, spec: TrainSpec, num_examples: int) -> jax.Arr
 
 def train_epoch(state: TrainState, key: jax.Array, images: jax.Array,
                 labels: jax.Array) -> tuple[TrainState, jax.Array]:
-  """`steps_per_epoch` steps as one `lax.scan`; returns the state and per-step losses."""
-  spec = state.spec
-  partial_epochs = spec.total_steps % spec.steps_per_epoch != 0
+  """The current epoch's next `spec.steps_per_call` steps (by default the whole epoch) as
+  one `lax.scan`; returns the state and the per-step losses.
 
-  def body(state, batch_indices):
+  `key` is the epoch's data-order key; the position in the epoch is `state.step` modulo
+  the epoch length, so a state saved between calls resumes exactly. Steps past the end of
+  the epoch or past `total_steps` are computed but leave the state unchanged.
+  """
+  spec = state.spec
+  n = spec.steps_per_call
+  indices = epoch_indices(key, spec, images.shape[0])
+  start = state.step % spec.steps_per_epoch
+  padded = spec.calls_per_epoch * n
+  if n < spec.steps_per_epoch:
+    indices = jnp.pad(indices, ((0, padded - spec.steps_per_epoch), (0, 0)))
+    indices = lax.dynamic_slice_in_dim(indices, start, n)
+  # Static: only runs with a partial last epoch or chunks that overrun the epoch mask steps.
+  masked = padded != spec.steps_per_epoch or spec.total_steps % spec.steps_per_epoch != 0
+
+  def body(state, xs):
+    batch_indices, position = xs
     new_state, loss = train_step(state, (images[batch_indices], labels[batch_indices]))
-    if partial_epochs:  # static: only a run whose last epoch is partial pays for this
-      active = state.step < spec.total_steps
-      new_state = jax.tree.map(lambda n, o: jnp.where(active, n, o), new_state, state)
+    if masked:
+      active = (position < spec.steps_per_epoch) & (state.step < spec.total_steps)
+      new_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
     return new_state, loss
 
-  return lax.scan(body, state, epoch_indices(key, spec, images.shape[0]))
+  return lax.scan(body, state, (indices, start + jnp.arange(n)))
 
 
-def evaluate(state: TrainState, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(summed loss, number correct) over the whole split, in batches of eval_batch_size."""
+def evaluate(state: TrainState, images: jax.Array,
+             labels: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(summed loss, number correct, predictions per class) over the whole split, in
+  batches of eval_batch_size."""
   spec, n = state.spec, images.shape[0]
   batch = min(spec.eval_batch_size, n)
   num_batches = -(-n // batch)
@@ -120,9 +146,11 @@ def evaluate(state: TrainState, images: jax.Array, labels: jax.Array) -> tuple[j
     outputs = spec.model.apply({'params': state.params}, spec.preprocess(x))
     loss = jnp.sum(jnp.where(w, objective.loss(outputs, y), 0.0))
     correct = jnp.sum(w & objective.correct(outputs, y))
-    return (totals[0] + loss, totals[1] + correct), None
+    predicted = jnp.zeros(objective.num_classes, jnp.int32).at[objective.predict(outputs)].add(w)
+    return (totals[0] + loss, totals[1] + correct, totals[2] + predicted), None
 
-  zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+  zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
+          jnp.zeros(objective.num_classes, jnp.int32))
   return lax.scan(body, zero, (images, labels, weights))[0]
 
 

@@ -94,15 +94,16 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 def test_evaluate_counts_every_example_once(binary_train, mnist_test):
   test = data.binary_4_vs_9(mnist_test)
   state = train.init(jax.random.key(0), linear_spec(eval_batch_size=300))  # 1991 = 6*300 + 191
-  loss_sum, correct = train.evaluate(state, test.images, test.labels)
+  loss_sum, correct, predicted = train.evaluate(state, test.images, test.labels)
   f = state.spec.model.apply({'params': state.params}, test.images.astype(np.float32) / 255)
   assert int(correct) == int(np.sum(np.asarray(f) * test.labels >= 0))
   expected = np.sum(np.logaddexp(0, -np.asarray(f) * test.labels))
   assert float(loss_sum) == pytest.approx(float(expected), rel=1e-4)
+  np.testing.assert_array_equal(predicted, [np.sum(np.asarray(f) < 0), np.sum(np.asarray(f) >= 0)])
 
 
 def evaluate_accuracy(state, test):
-  _, correct = train.evaluate_seeds(state, test.images, test.labels)
+  _, correct, _ = train.evaluate_seeds(state, test.images, test.labels)
   return float(correct[0]) / len(test.labels)
 
 
