@@ -40,7 +40,7 @@ CASES = {  # case -> flag values (unset flags keep main.py's defaults)
 
 
 def time_epochs(prepared: run.CompiledTraining, repeats: int) -> list[float]:
-  state, keys = prepared.state, prepared.data_keys
+  state, keys = prepared.state, prepared.setup.data_keys
   times = []
   for epoch in range(repeats + 1):  # epoch 0 warms up
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def benchmark(case: str, num_seeds: int) -> list[dict]:
   for variant in config.variants:
     prepared = run.compile_training(config, experiment, variant, train_split)
     times = time_epochs(prepared, 1 if FLAGS.quick else FLAGS.repeats)
-    steps = prepared.spec.steps_per_epoch
+    steps = prepared.setup.spec.steps_per_epoch
     epoch = statistics.median(times)
     rows.append(dict(case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=steps,
                      batch_size=config.batch_size, compile_s=prepared.compile_time_s,

@@ -33,13 +33,9 @@ class Checkpoints:
 
   def __init__(self, directory: str | Path, keep: int):
     self.directory = Path(directory).absolute()
-    self._keep = keep
-    self._manager = self._open()
-
-  def _open(self) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=False)
-    return ocp.CheckpointManager(self.directory, options=options)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -76,8 +72,7 @@ class Checkpoints:
     aside = self.directory.with_name(self.directory.name + '-unreadable')
     aside.mkdir(parents=True, exist_ok=True)
     shutil.move(str(self.directory / str(step)), str(aside / str(step)))
-    self._manager.close()
-    self._manager = self._open()
+    self._manager.reload()  # forget the step that was moved away
 
   def close(self) -> None:
     self._manager.close()

@@ -73,15 +73,35 @@ def make_spec(config: Config, experiment: ModuleType, variant: str, num_train: i
       chunk_steps=config.checkpoint_every_steps)
 
 
-class CompiledTraining(NamedTuple):
-  """A variant ready to train: its spec, compiled epoch, initial state and device data."""
+class Setup(NamedTuple):
+  """A variant's spec, its seeds' keys, shardings and abstract state: nothing compiled."""
   spec: train.TrainSpec
+  init_keys: jax.Array
+  data_keys: jax.Array
+  abstract_state: train.TrainState
+  seed_sharding: NamedSharding
+  replicated: NamedSharding
+  padded_seeds: int
+
+
+def setup_variant(config: Config, experiment: ModuleType, variant: str, num_train: int) -> Setup:
+  padded, seed_sharding, replicated = seed_shardings(config.num_seeds)
+  spec = make_spec(config, experiment, variant, num_train)
+  init_keys, data_keys = jax.device_put(
+      jax.vmap(train.split_seed_key)(train.seed_keys(config.seed, padded)), seed_sharding)
+  abstract_state = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=seed_sharding),
+      jax.eval_shape(train.init_seeds, init_keys, spec))
+  return Setup(spec, init_keys, data_keys, abstract_state, seed_sharding, replicated, padded)
+
+
+class CompiledTraining(NamedTuple):
+  """A variant ready to train: its setup, compiled epoch, initial state and device data."""
+  setup: Setup
   epoch_fn: jax.stages.Compiled
   state: train.TrainState
-  data_keys: jax.Array
   images: jax.Array
   labels: jax.Array
-  replicated: NamedSharding
   compile_time_s: float
   memory_estimate_bytes: int
 
@@ -89,22 +109,15 @@ class CompiledTraining(NamedTuple):
 def compile_training(config: Config, experiment: ModuleType, variant: str,
                      train_split: data.Split) -> CompiledTraining:
   """Place the data, compile the seeds' epoch (checking it fits) and initialise the state."""
-  padded, seed_sharding, replicated = seed_shardings(config.num_seeds)
-  images, labels = jax.device_put(tuple(train_split), replicated)  # uint8 on the device
-  spec = make_spec(config, experiment, variant, len(labels))
-  init_keys, data_keys = jax.device_put(
-      jax.vmap(train.split_seed_key)(train.seed_keys(config.seed, padded)), seed_sharding)
+  setup = setup_variant(config, experiment, variant, len(train_split.labels))
+  images, labels = jax.device_put(tuple(train_split), setup.replicated)  # uint8 on the device
   start = time.perf_counter()
-  abstract_state = jax.eval_shape(train.init_seeds, init_keys, spec)
-  abstract_state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=seed_sharding), abstract_state)
   epoch_fn = train.train_epoch_seeds.lower(
-      abstract_state, train.epoch_keys(data_keys, 0), images, labels).compile()
+      setup.abstract_state, train.epoch_keys(setup.data_keys, 0), images, labels).compile()
   compile_time = time.perf_counter() - start
-  memory_estimate = check_memory(epoch_fn, config.num_seeds, padded)
-  state = jax.device_put(train.init_seeds(init_keys, spec), seed_sharding)
-  return CompiledTraining(spec, epoch_fn, state, data_keys, images, labels, replicated,
-                          compile_time, memory_estimate)
+  memory_estimate = check_memory(epoch_fn, config.num_seeds, setup.padded_seeds)
+  state = jax.device_put(train.init_seeds(setup.init_keys, setup.spec), setup.seed_sharding)
+  return CompiledTraining(setup, epoch_fn, state, images, labels, compile_time, memory_estimate)
 
 
 class Interrupted(Exception):
@@ -134,16 +147,27 @@ class History(NamedTuple):
   step_losses: np.ndarray  # float32 (padded seeds, total steps), filled up to the step
   epoch_times: np.ndarray  # float64 (epochs,)
 
+  @classmethod
+  def empty(cls, setup: Setup, num_epochs: int) -> History:
+    return cls(np.zeros((setup.padded_seeds, setup.spec.total_steps), np.float32),
+               np.zeros(num_epochs, np.float64))
+
+  def epoch_losses(self, num_seeds: int, steps_per_epoch: int) -> np.ndarray:
+    """(seeds, epochs) mean training loss of each epoch (the last one maybe partial)."""
+    losses = self.step_losses[:num_seeds]
+    return np.stack([losses[:, start:start + steps_per_epoch].mean(axis=1)
+                     for start in range(0, losses.shape[1], steps_per_epoch)], axis=1)
+
 
 def _checkpoint_item(state, data_keys, history: History) -> dict[str, Any]:
   return dict(state=state, data_keys=jax.random.key_data(data_keys),
               step_losses=history.step_losses, epoch_times=history.epoch_times)
 
 
-def _restore(ckpts: checkpoints.Checkpoints, prepared: CompiledTraining, history: History,
+def _restore(ckpts: checkpoints.Checkpoints, setup: Setup, history: History,
              step: int | None, log: Callable[[str], None]):
   """(state, data keys, history) from the newest intact (or the given) checkpoint, or None."""
-  target = checkpoints.abstract(_checkpoint_item(prepared.state, prepared.data_keys, history))
+  target = checkpoints.abstract(_checkpoint_item(setup.abstract_state, setup.data_keys, history))
   restored = ckpts.restore(target, step, log)
   if restored is None:
     return None
@@ -163,22 +187,21 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   under 'step_losses'.
   """
   prepared = compile_training(config, experiment, variant, train_split)
-  spec, epoch_fn, state, data_keys, images, labels = prepared[:6]
+  setup, epoch_fn, state, images, labels = prepared[:5]
+  spec, data_keys = setup.spec, setup.data_keys
   num_params = models.num_trainable_params(spec.model, jax.tree.map(lambda p: p[0], state.params))
   log(f'[{variant}] {num_params:,} trainable parameters; {config.num_seeds} seed(s) compiled '
       f'in {prepared.compile_time_s:.2f}s')
-  num_epochs = config.num_epochs(len(labels))
-  history = History(np.zeros((len(data_keys), spec.total_steps), np.float32),
-                    np.zeros(num_epochs, np.float64))
-  restored = _restore(ckpts, prepared, history, None, log) if ckpts else None
+  history = History.empty(setup, config.num_epochs(len(labels)))
+  restored = _restore(ckpts, setup, history, None, log) if ckpts else None
   if restored is not None:
     state, data_keys, history = restored
-    step = int(state.step[0])
+  step = int(state.step[0])
+  if restored is not None:
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
 
   with stop_requests() as stops:
-    step = int(state.step[0])
     while step < spec.total_steps:
       epoch = step // spec.steps_per_epoch
       start = time.perf_counter()
@@ -204,18 +227,15 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   train_time = float(history.epoch_times.sum())
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{prepared.compile_time_s:.2f}s '
       'compile)')
-  step_losses = history.step_losses[:config.num_seeds]
-  ends = [min((e + 1) * spec.steps_per_epoch, spec.total_steps) for e in range(num_epochs)]
-  epoch_losses = [step_losses[:, e * spec.steps_per_epoch:end].mean(axis=1)
-                  for e, end in enumerate(ends)]
   return dict(
       num_params=num_params,
-      **evaluate_variant(config, variant, state, test_split, prepared.replicated, log),
-      train_loss_per_epoch=np.stack(epoch_losses, 1).tolist(),
+      **evaluate_variant(config, variant, state, test_split, setup.replicated, log),
+      train_loss_per_epoch=history.epoch_losses(config.num_seeds, spec.steps_per_epoch).tolist(),
       compile_time_s=prepared.compile_time_s, train_time_s=train_time,
       epoch_time_s=history.epoch_times.tolist(),
       peak_device_memory_bytes=(jax.devices()[0].memory_stats() or {}).get('peak_bytes_in_use'),
-      xla_memory_estimate_bytes=prepared.memory_estimate_bytes, step_losses=step_losses)
+      xla_memory_estimate_bytes=prepared.memory_estimate_bytes,
+      step_losses=history.step_losses[:config.num_seeds])
 
 
 def _check_finite(losses: np.ndarray, variant: str, first_seed: int, first_step: int,
@@ -253,16 +273,15 @@ def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str,
                         ckpts: checkpoints.Checkpoints, step: int | None,
                         log: Callable[[str], None]) -> dict[str, Any]:
   """Restore the latest (or `step`'s) checkpoint and evaluate it as training did."""
-  prepared = compile_training(config, experiment, variant, train_split)
-  history = History(np.zeros((len(prepared.data_keys), prepared.spec.total_steps), np.float32),
-                    np.zeros(config.num_epochs(len(train_split.labels)), np.float64))
-  restored = _restore(ckpts, prepared, history, step, log)
+  num_train = len(train_split.labels)
+  setup = setup_variant(config, experiment, variant, num_train)
+  restored = _restore(ckpts, setup, History.empty(setup, config.num_epochs(num_train)), step, log)
   if restored is None:
     raise checkpoints.CheckpointError(
         f'no checkpoint in {ckpts.directory}: train first (the same command without --mode=eval)')
   state = restored[0]
   log(f'[{variant}] restored checkpoint at step {int(state.step[0])} from {ckpts.directory}')
-  return evaluate_variant(config, variant, state, test_split, prepared.replicated, log)
+  return evaluate_variant(config, variant, state, test_split, setup.replicated, log)
 
 
 def train_and_evaluate(config: Config, experiment: ModuleType, workdir: str | Path,

@@ -109,19 +109,21 @@ def test_chunked_epochs_equal_whole_epochs(mnist_train):
   np.testing.assert_array_equal(results[0], results[1])
 
 
-LENET_ARGS = ['--experiment=lenet', '--train_examples=2000', '--epochs=3',
-              '--checkpoint_every_steps=10', '--num_seeds=2']
+# 2 seeds x 3 epochs of 1,500 batch-1 steps, a checkpoint every 100 steps.
+RUN_ARGS = ['--experiment=linear', '--loss=logistic', '--train_examples=1500', '--epochs=3',
+            '--checkpoint_every_steps=100', '--num_seeds=2']
+FINAL_STEP = 4500
 
 
 def main_process(workdir, *extra):
-  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *LENET_ARGS,
+  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS,
                            f'--workdir={workdir}', *extra], cwd=ROOT, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def final_arrays(workdir):
   """The last checkpoint's step and arrays, but for the wall-clock epoch times."""
-  ckpt_dir = workdir / 'checkpoints' / 'sparse'
+  ckpt_dir = workdir / 'checkpoints' / 'logistic'
   last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
   tree = ocp.StandardCheckpointer().restore(ckpt_dir / str(last) / 'default')
   del tree['epoch_times']
@@ -132,7 +134,7 @@ def interrupt(workdir, sig):
   """Start a run, wait for its first checkpoint, send `sig`, then resume it to the end."""
   process = main_process(workdir)
   deadline = time.time() + 240
-  while not (workdir / 'checkpoints' / 'sparse' / '10').is_dir():
+  while not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
     assert process.poll() is None and time.time() < deadline, process.communicate()
     time.sleep(0.05)
   process.send_signal(sig)
@@ -155,14 +157,14 @@ def uninterrupted(tmp_path_factory):
 
 def test_eval_after_restore_prints_the_training_numbers(uninterrupted):
   workdir, train_stdout = uninterrupted
-  result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *LENET_ARGS,
+  result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS,
                            f'--workdir={workdir}', '--mode=eval'], cwd=ROOT, text=True,
                           capture_output=True, timeout=300)
   assert result.returncode == 0, result.stderr
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
-  assert len(test_lines(train_stdout)) == 2
+  assert len(test_lines(train_stdout)) == 2  # one per seed
   assert test_lines(result.stdout) == test_lines(train_stdout)
-  assert 'restored checkpoint at step 60' in result.stdout
+  assert f'restored checkpoint at step {FINAL_STEP}' in result.stdout
 
 
 def test_sigkill_mid_run_then_resume_is_bit_identical(uninterrupted, tmp_path):
@@ -171,7 +173,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(uninterrupted, tmp_path):
   assert 'Resuming from checkpoint at epoch' in stdout
   expected_step, expected = final_arrays(uninterrupted[0])
   step, got = final_arrays(tmp_path)
-  assert step == expected_step == 60
+  assert step == expected_step == FINAL_STEP
   for a, b in zip(got, expected):
     np.testing.assert_array_equal(a, b)
 
@@ -181,6 +183,6 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(uninterrupted, tmp_p
   assert code == 128 + signal.SIGTERM
   assert 'interrupted by signal 15' in stderr and 'run the same command again' in stderr
   step = int(stdout.split('Resuming from checkpoint at epoch ')[1].split('step ')[1].split()[0])
-  assert step >= 10 and step % 10 == 0
+  assert 100 <= step < FINAL_STEP and step % 100 == 0
   for a, b in zip(final_arrays(tmp_path)[1], final_arrays(uninterrupted[0])[1]):
     np.testing.assert_array_equal(a, b)
