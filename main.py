@@ -124,6 +124,10 @@ def main(argv: list[str]) -> int:
   except Interrupted as e:
     print(str(e), file=sys.stderr)
     return 128 + e.signum
+  except KeyboardInterrupt:
+    print(f'aborted; the latest checkpoint in {workdir} is kept: run the same command to '
+          'resume from it', file=sys.stderr)
+    return 130
   return 0
 
 

@@ -129,17 +129,33 @@ class Interrupted(Exception):
 
 
 @contextlib.contextmanager
-def stop_requests():
-  """Within the block, SIGINT and SIGTERM only record a request to stop (a list of
-  signal numbers), which the training loop honours between chunks."""
+def stop_requests(log: Callable[[str], None]):
+  """Within the block, a first SIGINT or SIGTERM records a request to stop (in the yielded
+  list), which the training loop honours after the current chunk; a second one aborts at
+  once with KeyboardInterrupt, keeping the last checkpoint."""
   requests: list[int] = []
+
+  def handle(signum, frame):
+    del frame
+    if requests:
+      raise KeyboardInterrupt
+    requests.append(signum)
+    log(f'signal {signum}: stopping after the current chunk with a checkpoint; '
+        'send it again to abort at once')
+
   signals = (signal.SIGINT, signal.SIGTERM)
-  previous = {s: signal.signal(s, lambda signum, frame: requests.append(signum)) for s in signals}
+  previous = {s: signal.signal(s, handle) for s in signals}
   try:
     yield requests
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
+
+
+def wait_until_ready(array: jax.Array) -> None:
+  """Block until `array` is computed, in Python, so that signal handlers run meanwhile."""
+  while not array.is_ready():
+    time.sleep(0.002)
 
 
 class History(NamedTuple):
@@ -201,12 +217,13 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
 
-  with stop_requests() as stops:
+  with stop_requests(log) as stops:
     while step < spec.total_steps:
       epoch = step // spec.steps_per_epoch
       start = time.perf_counter()
       state, losses = epoch_fn(state, train.epoch_keys(data_keys, epoch), images, labels)
-      new_step = int(state.step[0])  # waits for the device
+      wait_until_ready(losses)
+      new_step = int(state.step[0])
       losses = np.asarray(losses)[:, :new_step - step]
       history.epoch_times[epoch] += time.perf_counter() - start
       _check_finite(losses[:config.num_seeds], variant, config.seed, step, spec.steps_per_epoch)

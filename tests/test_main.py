@@ -78,3 +78,24 @@ def test_diverging_run_stops_and_says_where(tmp_path):
   assert result.returncode == 1
   assert 'training loss became nan at epoch 1, step' in result.stderr
   assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
+
+
+@pytest.mark.slow
+def test_course_lenet_run_reaches_98_2_percent(tmp_path):
+  """The course's full run (10 epochs, both C3 variants): about 3 minutes on 2 CPU cores."""
+  result = run_main('--experiment=lenet', '--c3=both', f'--workdir={tmp_path}', timeout=1800)
+  assert result.returncode == 0, result.stderr
+  assert '60,806 trainable parameters' in result.stdout
+  assert '61,706 trainable parameters' in result.stdout
+  variants = json.loads((tmp_path / 'results.json').read_text())['variants']
+  assert min(variants['sparse']['test_accuracy'][0], variants['full']['test_accuracy'][0]) >= 0.982
+  sparse, full = (sum(variants[v]['epoch_time_s']) for v in ('sparse', 'full'))
+  assert sparse <= 1.25 * full
+
+
+@pytest.mark.slow
+def test_course_linear_run_reaches_94_5_percent(tmp_path):
+  result = run_main('--experiment=linear', '--loss=both', f'--workdir={tmp_path}')
+  assert result.returncode == 0, result.stderr
+  variants = json.loads((tmp_path / 'results.json').read_text())['variants']
+  assert all(v['test_accuracy'][0] >= 0.945 for v in variants.values())
