@@ -7,6 +7,7 @@ is accepted, and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -22,20 +23,27 @@ from experiments import EXPERIMENTS, lenet, linear, theory
 FLAGS = flags.FLAGS
 _DEFAULT_MNIST_DIR = str(data.DEFAULT_MNIST_DIR) if data.DEFAULT_MNIST_DIR.is_dir() else ''
 
+
+def _defaults(name: str) -> str:
+  """'lenet X, linear Y': the experiments' defaults of flag `name`, for its help."""
+  return ', '.join(f'{e.NAME} {e.DEFAULTS[name]}' for e in EXPERIMENTS.values())
+
+
 flags.DEFINE_enum('experiment', 'lenet', [*EXPERIMENTS, theory.NAME],
                   'Which experiment to run; theory: the course\'s pen-and-paper results, checked.')
 flags.DEFINE_enum('c3', None, [*lenet.VARIANTS, 'both'],
                   f'LeNet C3 connections (default {lenet.DEFAULTS["c3"]}); both: side by side.')
 flags.DEFINE_enum('loss', None, [*linear.VARIANTS, 'both'],
                   f'Linear model loss (default {linear.DEFAULTS["loss"]}); both: side by side.')
-flags.DEFINE_integer('epochs', None, 'Passes over the training set (lenet 10, linear 3).')
+flags.DEFINE_integer('epochs', None, f'Passes over the training set ({_defaults("epochs")}).')
 flags.DEFINE_integer('steps', 0, 'Total training steps, overriding --epochs; 0: from --epochs.')
-flags.DEFINE_integer('batch_size', None, 'Examples per SGD step (lenet 100, linear 1).')
-flags.DEFINE_float('learning_rate', None, 'SGD learning rate (lenet 0.1, linear 255e-4).')
+flags.DEFINE_integer('batch_size', None, f'Examples per SGD step ({_defaults("batch_size")}).')
+flags.DEFINE_float('learning_rate', None, f'SGD learning rate ({_defaults("learning_rate")}).')
 flags.DEFINE_enum('pixel_scale', None, list(train.PIXEL_DIVISORS),
-                  'unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.')
+                  f'unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255 ({_defaults("pixel_scale")}).')
 flags.DEFINE_enum('sampling', None, list(train.SAMPLINGS),
-                  'shuffle: a new permutation each epoch; with_replacement: uniform draws.')
+                  f'shuffle: a new permutation each epoch; with_replacement: uniform draws '
+                  f'({_defaults("sampling")}).')
 flags.DEFINE_bool('bias', False, 'Give the linear classifier a bias.')
 flags.DEFINE_enum('initializer', 'torch', list(models.INITS),
                   "torch: PyTorch's default uniform init (the course's); flax: lecun_normal.")
@@ -95,11 +103,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 def config_from_flags() -> Config:
   """The Config of the parsed flags, unset ones taking the experiment's defaults."""
   experiment = EXPERIMENTS[FLAGS.experiment]
-  names = ['experiment', experiment.VARIANT_FLAG, 'epochs', 'steps', 'batch_size',
-           'learning_rate', 'pixel_scale', 'sampling', 'bias', 'initializer', 'seed',
-           'num_seeds', 'train_examples', 'eval_batch_size', 'conv_impl', 'mnist_dir',
-           'tfds_data_dir', 'checkpoint_every_steps', 'keep_checkpoints']
-  values = {name: FLAGS[name].value for name in names}
+  names = [f.name for f in dataclasses.fields(Config) if f.name != 'variants']
+  values = {name: FLAGS[name].value for name in [*names, experiment.VARIANT_FLAG]}
   if values['conv_impl'] == 'auto':
     values['conv_impl'] = models.default_conv_impl()
   return resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
