@@ -99,3 +99,11 @@ def test_course_linear_run_reaches_94_5_percent(tmp_path):
   assert result.returncode == 0, result.stderr
   variants = json.loads((tmp_path / 'results.json').read_text())['variants']
   assert all(v['test_accuracy'][0] >= 0.945 for v in variants.values())
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+  readme = (ROOT / 'README.md').read_text().splitlines()
+  commands = readme[readme.index('```') + 1:readme.index('```') + 3]
+  assert commands[0].endswith('main.py --experiment=lenet --c3=sparse')
+  assert commands[1].endswith('-m pytest -q')
+  assert commands[1] in (ROOT / '.ci' / 'run').read_text().splitlines()
