@@ -48,13 +48,16 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
+def argmax_class(logits: jax.Array) -> jax.Array:
+  return jnp.argmax(logits, axis=-1)
+
+
 def argmax_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  return jnp.argmax(logits, axis=-1) == labels
+  return argmax_class(logits) == labels
 
 
 OBJECTIVES: dict[str, Objective] = {
     'logistic': Objective(logistic, sign_correct, sign_class, 2),
     'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, 2),
-    'cross_entropy': Objective(cross_entropy, argmax_correct,
-                               lambda logits: jnp.argmax(logits, axis=-1), 10),
+    'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, 10),
 }

@@ -1,7 +1,7 @@
 """The course's pen-and-paper results, checked against what JAX computes.
 
 Command:  python main.py --experiment=theory
-Expected: five claims, each PASS; writes theory.md and filters.png to --workdir; exits
+Expected: the five results (result 3 in two parts: six checks), each PASS; writes theory.md and filters.png to --workdir; exits
 non-zero if any check fails.
 """
 
