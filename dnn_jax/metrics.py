@@ -76,9 +76,10 @@ def variance_table(variants: Mapping[str, Mapping[str, Any]], seeds: Sequence[in
   lines.append('')
   for name, r in variants.items():
     count = sum(r['collapsed'])
+    together = f' for all {len(seeds)} seeds together' if len(seeds) > 1 else ''
     lines.append(f'- {name}: {count} of {len(seeds)} seeds collapsed to predicting a '
-                 f'single class; training time {r["train_time_s"]:.2f} s for all '
-                 f'{len(seeds)} seeds together (+{r["compile_time_s"]:.2f} s compile)')
+                 f'single class; training time {r["train_time_s"]:.2f} s{together} '
+                 f'(+{r["compile_time_s"]:.2f} s compile)')
   if len(names) == 2:
     lines += ['', comparison_text(variants, names)]
   return '\n'.join(lines)
