@@ -52,8 +52,8 @@ def time_epochs(prepared: run.CompiledTraining, repeats: int) -> list[float]:
 
 
 def set_flags(values: dict) -> None:
-  for name in ('c3', 'loss', 'sampling', 'steps', 'pixel_scale', 'learning_rate', 'bias',
-               'train_examples'):
+  """Set `values`, every other flag a case or --quick may set back to its default."""
+  for name in {'train_examples', 'steps'}.union(*CASES.values()):
     FLAGS[name].value = FLAGS[name].default
   for name, value in values.items():
     FLAGS[name].value = value

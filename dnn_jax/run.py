@@ -213,7 +213,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   if restored is not None:
     state, data_keys, history = restored
   step = int(state.step[0])
-  if restored is not None:
+  if step:  # checkpoints are written after a chunk, so only a restored state is past 0
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
 
