@@ -62,11 +62,17 @@ def test_masked_weights_stay_zero_through_training(mnist_train):
 
 
 @pytest.mark.parametrize('padding', [0, 2])
-def test_patches_conv_equals_xla_conv(padding):
-  x = jax.random.normal(jax.random.key(0), (3, 14, 14, 6))
+def test_patches_conv_equals_xla_conv_with_gradients(padding):
+  x = jax.random.normal(jax.random.key(0), (6, 3, 14, 14))  # channels-first (C, B, H, W)
   kernel = jax.random.normal(jax.random.key(1), (5, 5, 6, 16))
-  np.testing.assert_allclose(models.conv2d(x, kernel, padding, 'patches'),
-                             models.conv2d(x, kernel, padding, 'xla'), rtol=1e-4, atol=1e-4)
+  cotangent = jax.random.normal(jax.random.key(2), (16, 3, 10 + 2 * padding, 10 + 2 * padding))
+
+  def conv_and_grads(impl):
+    y, vjp = jax.vjp(lambda x, k: models.conv2d(x, k, padding, impl), x, kernel)
+    return (y, *vjp(cotangent))
+
+  for patches, xla in zip(conv_and_grads('patches'), conv_and_grads('xla')):
+    np.testing.assert_allclose(patches, xla, rtol=1e-4, atol=1e-3)
 
 
 def test_lenet_output_same_for_both_conv_impls():
