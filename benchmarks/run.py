@@ -1,11 +1,16 @@
-"""Seed-scaling benchmark: N vmapped seeds against 1, per experiment and variant.
+"""Benchmark suite: training and evaluation speed of every experiment, 1 to 32 vmapped seeds.
 
-  python -m benchmarks.run                 # LeNet on 10,000 images, linear on full epochs
+  python -m benchmarks.run                 # every case, full epochs (about 15 min on 2 CPU cores)
+  python -m benchmarks.run --cases=lenet --seed_counts=1 --repeats=5
   python -m benchmarks.run --quick         # a smoke run (CI): tiny slices, one repeat
 
-Times are steady-state (after a warm-up epoch, `block_until_ready`, median of repeats);
-compile time is reported apart. Takes the same data flags as main.py (--mnist_dir, ...).
-Writes a Markdown table and a JSON file (device, versions, command line).
+Per case, variant and seed count: compile time; steady-state time per epoch (the median of
+--repeats epochs after a warm-up epoch, each ended by `block_until_ready`); the whole run
+(epochs x epoch time, the course's protocol); images/s (all seeds); evaluation images/s on
+the test split; FLOP/s achieved, from XLA's own cost analysis of the compiled epoch, and its
+share of the device's measured float32 matmul rate; and the memory XLA plans for the epoch.
+Writes a Markdown table and a JSON file (device, versions, command line). Takes the same
+data flags as main.py (--mnist_dir, ...).
 """
 
 from __future__ import annotations
@@ -16,51 +21,67 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 from absl import app, flags
 
 import main as cli  # defines the experiment flags; config_from_flags reads them
-from dnn_jax import report, run, train
+from dnn_jax import data, report, run, train
 from experiments import EXPERIMENTS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('cases', ['lenet', 'linear', 'linear_with_replacement'], 'Cases to run.')
-flags.DEFINE_list('seed_counts', ['1', '8'], 'Seed counts; ratios are against the first.')
+CASES = {  # case -> (flag values, unset flags keeping main.py's defaults; default seed counts)
+    'lenet': (dict(experiment='lenet', c3='both'), (1, 8, 32)),
+    'linear': (dict(experiment='linear', loss='both'), (1, 8)),
+    'linear_with_replacement': (dict(experiment='linear', loss='both', sampling='with_replacement',
+                                     steps=50_000, pixel_scale='raw', learning_rate=1e-4,
+                                     bias=True), (1, 8)),
+}
+flags.DEFINE_list('cases', list(CASES), 'Cases to run.')
+flags.DEFINE_list('seed_counts', [], 'Seed counts for every case; default: 1, 8, 32 for '
+                  'LeNet and 1, 8 for linear. Ratios are against the first.')
 flags.DEFINE_integer('repeats', 3, 'Timed epochs per case (after one warm-up epoch).')
-flags.DEFINE_integer('lenet_examples', 10_000, 'Training images per LeNet epoch.')
+flags.DEFINE_integer('lenet_examples', 0, 'Training images per LeNet epoch; 0: all 60,000.')
 flags.DEFINE_bool('quick', False, 'Smoke run: tiny slices, one repeat; timings meaningless.')
 flags.DEFINE_string('out', 'benchmarks/results', 'Output path without extension (.md, .json).')
 
-CASES = {  # case -> flag values (unset flags keep main.py's defaults)
-    'lenet': dict(experiment='lenet', c3='both'),
-    'linear': dict(experiment='linear', loss='both'),
-    'linear_with_replacement': dict(experiment='linear', loss='both', sampling='with_replacement',
-                                    steps=50_000, pixel_scale='raw', learning_rate=1e-4,
-                                    bias=True),
-}
 
-
-def time_epochs(prepared: run.CompiledTraining, repeats: int) -> list[float]:
-  state, keys = prepared.state, prepared.setup.data_keys
+def median_time(fn, repeats: int) -> tuple[float, list[float]]:
+  """Median seconds of `repeats` calls of `fn` after one warm-up call, and every time."""
   times = []
-  for epoch in range(repeats + 1):  # epoch 0 warms up
+  for _ in range(repeats + 1):
     start = time.perf_counter()
-    state, losses = prepared.epoch_fn(state, train.epoch_keys(keys, epoch), prepared.images,
-                                      prepared.labels)
-    jax.block_until_ready(losses)
+    jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
-  return times[1:]
+  return statistics.median(times[1:]), times[1:]
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
+  """The device's float32 matmul rate, measured: the reference for `share of peak`."""
+  a = jnp.ones((n, n), jnp.float32)
+  matmul = jax.jit(lambda a: a @ a)
+  seconds, _ = median_time(lambda: matmul(a), repeats)
+  return 2 * n**3 / seconds
+
+
+def train_step_flops(prepared: run.CompiledTraining) -> float:
+  """FLOPs of one training step of every seed, from XLA's cost analysis of the compiled step
+  (the epoch's own analysis counts its loop body once, plus the epoch's shuffling)."""
+  batch = tuple(jax.ShapeDtypeStruct((prepared.setup.spec.batch_size, *a.shape[1:]), a.dtype)
+                for a in (prepared.images, prepared.labels))
+  step = jax.jit(jax.vmap(train.train_step, in_axes=(0, None)))
+  return step.lower(prepared.setup.abstract_state, batch).compile().cost_analysis()['flops']
 
 
 def set_flags(values: dict) -> None:
   """Set `values`, every other flag a case or --quick may set back to its default."""
-  for name in {'train_examples', 'steps'}.union(*CASES.values()):
+  for name in {'train_examples', 'steps', 'num_seeds'}.union(*(v for v, _ in CASES.values())):
     FLAGS[name].value = FLAGS[name].default
   for name, value in values.items():
     FLAGS[name].value = value
 
 
-def benchmark(case: str, num_seeds: int) -> list[dict]:
-  values = dict(CASES[case], num_seeds=num_seeds)
+def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
+  values = dict(CASES[case][0], num_seeds=num_seeds)
   if case == 'lenet':
     values['train_examples'] = FLAGS.lenet_examples
   if FLAGS.quick:
@@ -68,46 +89,83 @@ def benchmark(case: str, num_seeds: int) -> list[dict]:
   set_flags(values)
   config = cli.config_from_flags()
   experiment = EXPERIMENTS[config.experiment]
-  train_split, _ = experiment.load_data(config)
+  train_split, test_split = experiment.load_data(config)
+  if FLAGS.quick:
+    test_split = data.first(test_split, 200)
+  repeats = 1 if FLAGS.quick else FLAGS.repeats
   rows = []
   for variant in config.variants:
     prepared = run.compile_training(config, experiment, variant, train_split)
-    times = time_epochs(prepared, 1 if FLAGS.quick else FLAGS.repeats)
-    steps = prepared.setup.spec.steps_per_epoch
-    epoch = statistics.median(times)
-    rows.append(dict(case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=steps,
-                     batch_size=config.batch_size, compile_s=prepared.compile_time_s,
-                     epoch_s=epoch, epoch_times_s=times, ms_per_step=1e3 * epoch / steps,
-                     seed_steps_per_s=num_seeds * steps / epoch,
-                     images_per_s=num_seeds * steps * config.batch_size / epoch))
+    keys, state = prepared.setup.data_keys, [prepared.state]
+
+    def epoch():  # the epoch donates its input state: carry the output along
+      state[0], losses = prepared.epoch_fn(state[0], train.epoch_keys(keys, 0), prepared.images,
+                                           prepared.labels)
+      return losses
+
+    epoch_s, times = median_time(epoch, repeats)
+    test_images, test_labels = jax.device_put(tuple(test_split), prepared.setup.replicated)
+    eval_s, _ = median_time(lambda: train.evaluate_seeds(state[0], test_images, test_labels),
+                            repeats)
+    spec = prepared.setup.spec
+    step_flops = train_step_flops(prepared)
+    epochs = config.num_epochs(len(train_split.labels))
+    rows.append(dict(
+        case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=spec.steps_per_epoch,
+        batch_size=config.batch_size, epochs=epochs, compile_s=prepared.compile_time_s,
+        epoch_s=epoch_s, epoch_times_s=times, run_s=epochs * epoch_s,
+        us_per_step=1e6 * epoch_s / spec.steps_per_epoch,
+        images_per_s=num_seeds * spec.steps_per_epoch * config.batch_size / epoch_s,
+        eval_images_per_s=num_seeds * len(test_labels) / eval_s,
+        step_flops=step_flops, flops_per_s=step_flops * spec.steps_per_epoch / epoch_s,
+        share_of_matmul_peak=step_flops * spec.steps_per_epoch / epoch_s / peak,
+        memory_bytes=prepared.memory_estimate_bytes))
   return rows
 
 
 def markdown(rows: list[dict]) -> str:
-  lines = ['| case | variant | seeds | steps/epoch | compile (s) | epoch (s) | ms/step | '
-           'images/s (all seeds) | time vs first seed count |',
-           '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+  lines = ['| case | variant | seeds | steps/epoch | compile (s) | epoch (s) | x first seed count '
+           '| run (s) | us/step | images/s | eval images/s | GFLOP/s | of matmul peak | memory (MiB) |',
+           '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
   first = {}
   for r in rows:
     base = first.setdefault((r['case'], r['variant']), r['epoch_s'])
-    lines.append(f'| {r["case"]} | {r["variant"]} | {r["num_seeds"]} | {r["steps_per_epoch"]} | '
-                 f'{r["compile_s"]:.2f} | {r["epoch_s"]:.3f} | {r["ms_per_step"]:.3f} | '
-                 f'{r["images_per_s"]:,.0f} | {r["epoch_s"] / base:.2f}x |')
+    lines.append(
+        f'| {r["case"]} | {r["variant"]} | {r["num_seeds"]} | {r["steps_per_epoch"]} | '
+        f'{r["compile_s"]:.2f} | {r["epoch_s"]:.3f} | {r["epoch_s"] / base:.2f}x | '
+        f'{r["run_s"]:.2f} | {r["us_per_step"]:,.1f} | {r["images_per_s"]:,.0f} | '
+        f'{r["eval_images_per_s"]:,.0f} | {r["flops_per_s"] / 1e9:.1f} | '
+        f'{r["share_of_matmul_peak"]:.0%} | {r["memory_bytes"] / 2**20:,.1f} |')
+  return '\n'.join(lines)
+
+
+def variant_ratios(rows: list[dict]) -> str:
+  """First variant's epoch time over the second's, per case and seed count (sparse/full)."""
+  lines = []
+  for case in dict.fromkeys(r['case'] for r in rows):
+    for n in dict.fromkeys(r['num_seeds'] for r in rows if r['case'] == case):
+      pair = [r for r in rows if r['case'] == case and r['num_seeds'] == n]
+      if len(pair) == 2:
+        lines.append(f'- {case}, {n} seed(s): {pair[0]["variant"]}/{pair[1]["variant"]} = '
+                     f'{pair[0]["epoch_s"] / pair[1]["epoch_s"]:.2f}')
   return '\n'.join(lines)
 
 
 def main(argv: list[str]) -> None:
   del argv
-  rows = [r for case in FLAGS.cases for n in FLAGS.seed_counts for r in benchmark(case, int(n))]
-  table = markdown(rows)
-  header = f'Device: {report.device_description()}; command: {" ".join(sys.argv)}'
-  print(header + '\n\n' + table)
+  peak = matmul_flops_per_s(256 if FLAGS.quick else 2048)
+  rows = [r for case in FLAGS.cases
+          for n in (FLAGS.seed_counts or CASES[case][1]) for r in benchmark(case, int(n), peak)]
+  header = (f'Device: {report.device_description()}; float32 matmul peak (measured): '
+            f'{peak / 1e9:,.0f} GFLOP/s; command: {" ".join(sys.argv)}')
+  text = f'{header}\n\n{markdown(rows)}\n\nTime ratios of the two variants:\n{variant_ratios(rows)}\n'
+  print(text)
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.with_suffix('.md').write_text(header + '\n\n' + table + '\n')
+  out.with_suffix('.md').write_text(text)
   report.write_json(out.with_suffix('.json'), dict(
-      device=report.device_description(), versions=report.versions(),
-      command=' '.join(sys.argv), quick=FLAGS.quick, rows=rows))
+      device=report.device_description(), versions=report.versions(), command=' '.join(sys.argv),
+      quick=FLAGS.quick, matmul_flops_per_s=peak, rows=rows))
 
 
 if __name__ == '__main__':

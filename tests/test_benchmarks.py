@@ -16,6 +16,10 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
   rows = json.loads(out.with_suffix('.json').read_text())['rows']
   assert {(r['case'], r['variant'], r['num_seeds']) for r in rows} == {
       ('linear', variant, n) for variant in ('logistic', 'sum_of_squares') for n in (1, 2)}
-  assert all(r['epoch_s'] > 0 and r['compile_s'] > 0 for r in rows)
+  for r in rows:
+    assert r['epoch_s'] > 0 and r['compile_s'] > 0 and r['eval_images_per_s'] > 0
+    assert r['run_s'] == r['epochs'] * r['epoch_s']
+    # XLA's FLOPs for a batch-1 step: at least the 2 x 784 of the forward dot, per seed.
+    assert r['step_flops'] >= 2 * 784 * r['num_seeds'] and 0 < r['share_of_matmul_peak']
   table = out.with_suffix('.md').read_text()
   assert table.count('\n| ') == 1 + 4 and 'Device: ' in table  # header and 4 rows
