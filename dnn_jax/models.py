@@ -47,8 +47,8 @@ def default_conv_impl() -> str:
 
 
 def default_batch_parts() -> int:
-  """LeNet batch slices (LeNet5.batch_parts): 5 on CPU (measured fastest of 1, 2, 4, 5, 10
-  and 20 on 2 cores), 1 elsewhere (an accelerator wants the whole batch at once)."""
+  """LeNet batch slices (LeNet5.batch_parts): 5 on CPU (of 1, 2, 4, 5, 10 and 20 on 2 cores,
+  4 and 5 measured fastest), 1 elsewhere (an accelerator wants the whole batch at once)."""
   return 5 if jax.default_backend() == 'cpu' else 1
 
 
