@@ -7,8 +7,9 @@
 Per case, variant and seed count: compile time; steady-state time per epoch (the median of
 --repeats epochs after a warm-up epoch, each ended by `block_until_ready`); the whole run
 (epochs x epoch time, the course's protocol); images/s (all seeds); evaluation images/s on
-the test split; FLOP/s achieved, from XLA's own cost analysis of the compiled epoch, and its
-share of the device's measured float32 matmul rate; and the memory XLA plans for the epoch.
+the test split; FLOP/s achieved, from XLA's own cost analysis of the compiled training step,
+and its share of the device's measured float32 matmul rate; and the memory XLA plans for the
+epoch.
 Writes a Markdown table and a JSON file (device, versions, command line). Takes the same
 data flags as main.py (--mnist_dir, ...).
 """
@@ -109,6 +110,7 @@ def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
                             repeats)
     spec = prepared.setup.spec
     step_flops = train_step_flops(prepared)
+    flops_per_s = step_flops * spec.steps_per_epoch / epoch_s
     epochs = config.num_epochs(len(train_split.labels))
     rows.append(dict(
         case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=spec.steps_per_epoch,
@@ -117,8 +119,7 @@ def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
         us_per_step=1e6 * epoch_s / spec.steps_per_epoch,
         images_per_s=num_seeds * spec.steps_per_epoch * config.batch_size / epoch_s,
         eval_images_per_s=num_seeds * len(test_labels) / eval_s,
-        step_flops=step_flops, flops_per_s=step_flops * spec.steps_per_epoch / epoch_s,
-        share_of_matmul_peak=step_flops * spec.steps_per_epoch / epoch_s / peak,
+        step_flops=step_flops, flops_per_s=flops_per_s, share_of_matmul_peak=flops_per_s / peak,
         memory_bytes=prepared.memory_estimate_bytes))
   return rows
 
