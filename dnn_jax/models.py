@@ -187,10 +187,24 @@ class Conv(nn.Module):
     return conv2d(x, kernel, self.padding, self.conv_impl) + bias[:, None, None, None]
 
 
+@jax.custom_vjp
 def avg_pool2(x: jax.Array) -> jax.Array:
   """Non-overlapping 2x2 average pooling over the last two axes (LeNet's subsampling without
-  its trainable gain). Four strided slices, which XLA fuses with the tanh around them."""
+  its trainable gain): four strided slices, which XLA fuses with the tanh around them.
+
+  The backward spreads each gradient over its 2x2 block with one broadcast. Autodiff's
+  transpose of the slices is four padded adds, which XLA fused with the tanh gradients
+  around them and recomputed for every padding (measured: a seventh of a CPU step)."""
   return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) / 4
+
+
+def _avg_pool2_bwd(_, dy):
+  *lead, h, w = dy.shape
+  blocks = jnp.broadcast_to(dy[..., :, None, :, None] / 4, (*lead, h, 2, w, 2))
+  return (blocks.reshape(*lead, 2 * h, 2 * w),)
+
+
+avg_pool2.defvjp(lambda x: (avg_pool2(x), None), _avg_pool2_bwd)
 
 
 class LeNet5(nn.Module):

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from dnn_jax import models, train
 
@@ -73,6 +74,19 @@ def test_patches_conv_equals_xla_conv_with_gradients(padding):
 
   for patches, xla in zip(conv_and_grads('patches'), conv_and_grads('xla')):
     np.testing.assert_allclose(patches, xla, rtol=1e-4, atol=1e-3)
+
+
+def test_avg_pool2_and_its_gradient_equal_flax_avg_pool():
+  x = jax.random.normal(jax.random.key(0), (6, 3, 10, 10))  # pools the last two axes
+  cotangent = jax.random.normal(jax.random.key(1), (6, 3, 5, 5))
+  flax_pool = lambda x: nn.avg_pool(x[..., None], (2, 2), strides=(2, 2))[..., 0]
+
+  def pool_and_grad(fn):
+    y, vjp = jax.vjp(fn, x)
+    return y, vjp(cotangent)[0]
+
+  for ours, flax in zip(pool_and_grad(models.avg_pool2), pool_and_grad(flax_pool)):
+    np.testing.assert_allclose(ours, flax, rtol=1e-6, atol=1e-6)
 
 
 def test_lenet_output_same_for_both_conv_impls():
