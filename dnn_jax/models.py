@@ -71,11 +71,16 @@ def conv2d(x: jax.Array, kernel: jax.Array, padding: int, impl: str) -> jax.Arra
 
 def shifted_views(x: jax.Array, kh: int, kw: int) -> jax.Array:
   """The kh*kw shifted (C, B, h, w) windows of a (C, B, H, W) `x`, stacked as a
-  (kh*kw*C, B*h*w) matrix whose rows are ordered (i, j, c) like an HWIO kernel's."""
+  (kh*kw*C, B*h*w) matrix whose rows are ordered (i, j, c) like an HWIO kernel's.
+
+  Stacked in two stages, the kh row shifts and then the kw column shifts of those: XLA's CPU
+  backend fuses each stage into one copy, where a single stack of kh*kw windows made it copy
+  every window twice (measured: 1.0 against 1.3 ms of op time per LeNet step)."""
   c, b, height, width = x.shape
   h, w = height - kh + 1, width - kw + 1
-  views = [x[:, :, i:i + h, j:j + w] for i in range(kh) for j in range(kw)]
-  return jnp.stack(views).reshape(kh * kw * c, b * h * w)
+  rows = jnp.stack([x[:, :, i:i + h, :] for i in range(kh)])            # (kh, C, B, h, W)
+  views = jnp.stack([rows[..., j:j + w] for j in range(kw)], axis=1)   # (kh, kw, C, B, h, w)
+  return views.reshape(kh * kw * c, b * h * w)
 
 
 def add_shifted_views(rows: jax.Array, kh: int, kw: int, shape: tuple[int, ...]) -> jax.Array:
