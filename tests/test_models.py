@@ -76,6 +76,15 @@ def test_patches_conv_equals_xla_conv_with_gradients(padding):
     np.testing.assert_allclose(patches, xla, rtol=1e-4, atol=1e-3)
 
 
+def test_tanh_and_its_gradient_equal_jax_tanh_bit_for_bit():
+  bits = np.arange(0, 2**32, 997, dtype=np.uint64).astype(np.uint32)
+  x = jnp.asarray(bits.view(np.float32))  # 4.3 million: every exponent, +-0, inf, nan, subnormals
+  np.testing.assert_array_equal(jax.jit(models.tanh)(x), jax.jit(jnp.tanh)(x))
+  x = jnp.linspace(-10, 10, 10_001)
+  grad = lambda f: jax.jit(jax.vmap(jax.grad(f)))(x)
+  np.testing.assert_array_equal(grad(models.tanh), grad(jnp.tanh))
+
+
 def test_avg_pool2_and_its_gradient_equal_flax_avg_pool():
   x = jax.random.normal(jax.random.key(0), (6, 3, 10, 10))  # pools the last two axes
   cotangent = jax.random.normal(jax.random.key(1), (6, 3, 5, 5))
