@@ -54,8 +54,9 @@ flags.DEFINE_integer('eval_batch_size', 1000, 'Examples per evaluation batch.')
 flags.DEFINE_enum('conv_impl', 'auto', ['auto', *models.CONV_IMPLS],
                   'Convolution: patches + matmul (fast on CPU) or XLA conv; auto picks.')
 flags.DEFINE_integer('batch_parts', 0,
-                     'LeNet: run each batch as N independent slices (the same outputs up to '
-                     'float rounding, faster on CPU); 0: auto (5 on CPU, 1 on GPU).')
+                     'Differentiate each batch as N independent slices and sum their gradients '
+                     '(the same numbers up to float rounding, faster on CPU); 0: auto (5 on '
+                     'CPU, 1 on GPU).')
 flags.DEFINE_string('mnist_dir', _DEFAULT_MNIST_DIR,
                     'Folder with the 4 MNIST IDX .gz files; empty: tensorflow-datasets.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data_dir (with --mnist_dir empty).')
@@ -111,7 +112,7 @@ def config_from_flags() -> Config:
   if values['conv_impl'] == 'auto':
     values['conv_impl'] = models.default_conv_impl()
   if values['batch_parts'] == 0:
-    values['batch_parts'] = models.default_batch_parts()
+    values['batch_parts'] = train.default_batch_parts()
   return resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
 
 

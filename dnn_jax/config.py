@@ -32,7 +32,7 @@ class Config:
   tfds_data_dir: str
   checkpoint_every_steps: int = 0   # 0: checkpoint at the end of every epoch only
   keep_checkpoints: int = 3
-  batch_parts: int = 1        # LeNet's batch as N independent slices (faster on CPU)
+  batch_parts: int = 1        # each batch as N slices differentiated apart (faster on CPU)
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

@@ -46,12 +46,6 @@ def default_conv_impl() -> str:
   return 'patches' if jax.default_backend() == 'cpu' else 'xla'
 
 
-def default_batch_parts() -> int:
-  """LeNet batch slices (LeNet5.batch_parts): 5 on CPU (of 1, 2, 4, 5, 10 and 20 on 2 cores,
-  4 and 5 measured fastest), 1 elsewhere (an accelerator wants the whole batch at once)."""
-  return 5 if jax.default_backend() == 'cpu' else 1
-
-
 def conv2d(x: jax.Array, kernel: jax.Array, padding: int, impl: str) -> jax.Array:
   """Stride-1 cross-correlation of a channels-first (C, B, H, W) `x` with an HWIO `kernel`,
   zero `padding` each side; returns (C_out, B, H', W').
@@ -252,15 +246,11 @@ class LeNet5(nn.Module):
   """LeNet-5 as in the course: tanh, average-pool subsampling, F7 = Dense(84 -> 10).
 
   Takes NHWC images; the convolution layers run channels-first (see `patches_conv`), and S4
-  is flattened in (h, w, c) order, as an NHWC network would. `batch_parts` > 1 runs the
-  batch as that many independent slices through the same layers: the same outputs, but
-  XLA's CPU runtime runs the slices' ops concurrently, and a slice's patch matrices stay in
-  cache (default_batch_parts).
+  is flattened in (h, w, c) order, as an NHWC network would.
   """
   c3: str = 'sparse'
   conv_impl: str = 'patches'
   initializer: str = 'torch'
-  batch_parts: int = 1
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -274,15 +264,11 @@ class LeNet5(nn.Module):
     f6 = dense(84, 120, self.initializer, 'F6')
     f7 = dense(10, 84, self.initializer, 'F7')
 
-    def forward(images):
-      x = images.transpose(3, 0, 1, 2)          # 1 x B x 28x28
-      x = tanh(avg_pool2(tanh(c1(x))))  # C1 6x28x28, S2 6x14x14
-      x = tanh(avg_pool2(tanh(c3(x))))  # C3 16x10x10, S4 16x5x5
-      x = x.transpose(1, 2, 3, 0).reshape(images.shape[0], -1)
-      return f7(tanh(f6(tanh(c5(x)))))
-
-    parts = jnp.array_split(images, min(self.batch_parts, images.shape[0]))
-    logits = jnp.concatenate([forward(part) for part in parts])
+    x = images.transpose(3, 0, 1, 2)  # 1 x B x 28x28
+    x = tanh(avg_pool2(tanh(c1(x))))  # C1 6x28x28, S2 6x14x14
+    x = tanh(avg_pool2(tanh(c3(x))))  # C3 16x10x10, S4 16x5x5
+    x = x.transpose(1, 2, 3, 0).reshape(images.shape[0], -1)
+    logits = f7(tanh(f6(tanh(c5(x)))))
     chex.assert_shape(logits, (images.shape[0], 10))
     return logits
 

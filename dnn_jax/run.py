@@ -70,7 +70,7 @@ def make_spec(config: Config, experiment: ModuleType, variant: str, num_train: i
       steps_per_epoch=config.steps_per_epoch(num_train),
       total_steps=config.total_steps(num_train), sampling=config.sampling,
       pixel_scale=config.pixel_scale, eval_batch_size=config.eval_batch_size,
-      chunk_steps=config.checkpoint_every_steps)
+      chunk_steps=config.checkpoint_every_steps, batch_parts=config.batch_parts)
 
 
 class Setup(NamedTuple):

@@ -43,6 +43,7 @@ class TrainSpec:
   pixel_scale: str = 'unit'
   eval_batch_size: int = 1000
   chunk_steps: int = 0      # steps per call of train_epoch; 0: the whole epoch
+  batch_parts: int = 1      # see loss_and_grads
 
   @property
   def steps_per_call(self) -> int:
@@ -74,16 +75,35 @@ def init(key: jax.Array, spec: TrainSpec) -> TrainState:
   return TrainState(jnp.zeros((), jnp.int32), params, spec.tx.init(params), spec)
 
 
+def default_batch_parts() -> int:
+  """TrainSpec.batch_parts: 5 on CPU (of 1, 2, 4, 5 and 10 on 2 cores, 4 and 5 measured
+  fastest for LeNet), 1 elsewhere (an accelerator wants the whole batch at once)."""
+  return 5 if jax.default_backend() == 'cpu' else 1
+
+
 def _loss(params, spec: TrainSpec, images: jax.Array, labels: jax.Array) -> jax.Array:
+  """The summed loss over `images` divided by the batch size: their share of the batch mean."""
   outputs = spec.model.apply({'params': params}, spec.preprocess(images))
-  return jnp.mean(losses.OBJECTIVES[spec.objective].loss(outputs, labels))
+  return jnp.sum(losses.OBJECTIVES[spec.objective].loss(outputs, labels)) / spec.batch_size
+
+
+def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
+                   labels: jax.Array) -> tuple[jax.Array, Any]:
+  """The batch's mean loss and its gradient, summed over `spec.batch_parts` slices of the
+  batch, each differentiated on its own: the same numbers up to float rounding (tested), but
+  nothing joins the slices until the gradients are summed, so XLA's CPU runtime runs them
+  side by side on every core, each slice's activations staying in cache (measured)."""
+  slices = zip(jnp.array_split(images, min(spec.batch_parts, len(images))),
+               jnp.array_split(labels, min(spec.batch_parts, len(labels))))
+  results = [jax.value_and_grad(_loss)(params, spec, x, y) for x, y in slices]
+  return jax.tree.map(lambda *parts: sum(parts), *results)
 
 
 def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, jax.Array]:
   """One SGD step on `batch` = (uint8 images (B, 28, 28, 1), labels (B,)); returns the loss."""
   images, labels = batch
   chex.assert_shape(images, (state.spec.batch_size, 28, 28, 1))
-  loss, grads = jax.value_and_grad(_loss)(state.params, state.spec, images, labels)
+  loss, grads = loss_and_grads(state.params, state.spec, images, labels)
   updates, opt_state = state.spec.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss

@@ -27,8 +27,7 @@ def load_data(config: Config) -> tuple[data.Split, data.Split]:
 
 
 def make_model(config: Config, variant: str) -> nn.Module:
-  return models.LeNet5(c3=variant, conv_impl=config.conv_impl, initializer=config.initializer,
-                       batch_parts=config.batch_parts)
+  return models.LeNet5(c3=variant, conv_impl=config.conv_impl, initializer=config.initializer)
 
 
 def objective(variant: str) -> str:

@@ -106,20 +106,6 @@ def test_lenet_output_same_for_both_conv_impls():
       model.apply({'params': params}, x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('batch_parts', [3, 5])
-def test_batch_parts_change_neither_outputs_nor_gradients(batch_parts):
-  model, params = lenet_params('sparse')
-  x = jax.random.uniform(jax.random.key(3), (7, 28, 28, 1))  # 7 = 3 + 2 + 2: unequal slices
-
-  def outputs_and_grads(model):
-    loss = lambda p: jnp.sum(jnp.tanh(model.apply({'params': p}, x)))
-    return model.apply({'params': params}, x), jax.grad(loss)(params)
-
-  split = models.LeNet5(c3='sparse', batch_parts=batch_parts)
-  for a, b in zip(jax.tree.leaves(outputs_and_grads(split)), jax.tree.leaves(outputs_and_grads(model))):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 def test_torch_init_bounds_follow_fan_in():
   _, params = lenet_params('sparse')
   c3 = np.asarray(params['C3']['kernel'])

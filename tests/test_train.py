@@ -1,6 +1,8 @@
 """The pure training functions: jit/non-jit agreement, determinism, no recompilation,
 and the accuracy claims on the real MNIST."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -35,6 +37,20 @@ class TrainStepTest(chex.TestCase):
     np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
     assert int(new_state.step) == 1
     chex.assert_trees_all_equal_shapes(new_state.params, state.params)
+
+
+@pytest.mark.parametrize('batch_parts', [3, 5])
+def test_batch_parts_change_neither_loss_nor_step(batch_parts):
+  spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 7, 1, 1)
+  state = train.init(jax.random.key(0), spec)
+  images = jax.random.randint(jax.random.key(1), (7, 28, 28, 1), 0, 256).astype(jnp.uint8)
+  batch = images, jnp.arange(7) % 10  # 7 = 3 + 2 + 2: unequal slices
+  whole, whole_loss = train.train_step(state, batch)
+  split = train.init(jax.random.key(0), dataclasses.replace(spec, batch_parts=batch_parts))
+  split, split_loss = train.train_step(split, batch)
+  chex.assert_trees_all_close(split.params, whole.params, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(split_loss, whole_loss, rtol=1e-6)
+  assert not np.allclose(split.params['F7']['bias'], state.params['F7']['bias'])  # a real step
 
 
 def run_epochs(spec, split, epochs, seed=0):
