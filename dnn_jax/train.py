@@ -93,8 +93,8 @@ def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
   batch, each differentiated on its own: the same numbers up to float rounding (tested), but
   nothing joins the slices until the gradients are summed, so XLA's CPU runtime runs them
   side by side on every core, each slice's activations staying in cache (measured)."""
-  slices = zip(jnp.array_split(images, min(spec.batch_parts, len(images))),
-               jnp.array_split(labels, min(spec.batch_parts, len(labels))))
+  parts = min(spec.batch_parts, len(images))
+  slices = zip(jnp.array_split(images, parts), jnp.array_split(labels, parts))
   results = [jax.value_and_grad(_loss)(params, spec, x, y) for x, y in slices]
   return jax.tree.map(lambda *parts: sum(parts), *results)
 
