@@ -111,9 +111,9 @@ def compile_training(config: Config, experiment: ModuleType, variant: str,
   """Place the data, compile the seeds' epoch (checking it fits) and initialise the state."""
   setup = setup_variant(config, experiment, variant, len(train_split.labels))
   images, labels = jax.device_put(tuple(train_split), setup.replicated)  # uint8 on the device
+  keys = train.epoch_keys(setup.data_keys, 0)  # its own small compile is not the epoch's
   start = time.perf_counter()
-  epoch_fn = train.train_epoch_seeds.lower(
-      setup.abstract_state, train.epoch_keys(setup.data_keys, 0), images, labels).compile()
+  epoch_fn = train.train_epoch_seeds.lower(setup.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start
   memory_estimate = check_memory(epoch_fn, config.num_seeds, setup.padded_seeds)
   state = jax.device_put(train.init_seeds(setup.init_keys, setup.spec), setup.seed_sharding)
