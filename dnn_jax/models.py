@@ -261,18 +261,17 @@ class LeNet5(nn.Module):
     if self.c3 not in C3_VARIANTS:
       raise ValueError(f'c3 {self.c3!r}: expected one of {C3_VARIANTS}')
     connections = c3_mask() if self.c3 == 'sparse' else None
-    c1 = Conv(6, 5, 2, self.conv_impl, self.initializer, name='C1')
-    c3 = Conv(16, 5, 0, self.conv_impl, self.initializer, connections, name='C3')
-    c5 = dense(120, 400, self.initializer, 'C5')
-    f6 = dense(84, 120, self.initializer, 'F6')
-    f7 = dense(10, 84, self.initializer, 'F7')
-
-    x = images.transpose(3, 0, 1, 2)  # 1 x B x 28x28
-    x = tanh(avg_pool2(tanh(c1(x))))  # C1 6x28x28, S2 6x14x14
-    x = tanh(avg_pool2(tanh(c3(x))))  # C3 16x10x10, S4 16x5x5
-    x = x.transpose(1, 2, 3, 0).reshape(images.shape[0], -1)
-    logits = f7(tanh(f6(tanh(c5(x)))))
-    chex.assert_shape(logits, (images.shape[0], 10))
+    batch = images.shape[0]
+    x = images.transpose(3, 0, 1, 2)                                                  # 1 x B x 28x28
+    x = tanh(Conv(6, 5, 2, self.conv_impl, self.initializer, name='C1')(x))          # C1 6x28x28
+    x = tanh(avg_pool2(x))                                                           # S2 6x14x14
+    x = tanh(Conv(16, 5, 0, self.conv_impl, self.initializer, connections, name='C3')(x))  # 16x10x10
+    x = tanh(avg_pool2(x))                                                           # S4 16x5x5
+    x = x.transpose(1, 2, 3, 0).reshape(batch, -1)
+    x = tanh(dense(120, 400, self.initializer, 'C5')(x))
+    x = tanh(dense(84, 120, self.initializer, 'F6')(x))
+    logits = dense(10, 84, self.initializer, 'F7')(x)
+    chex.assert_shape(logits, (batch, 10))
     return logits
 
 
