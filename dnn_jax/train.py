@@ -96,7 +96,7 @@ def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
   parts = min(spec.batch_parts, len(images))
   slices = zip(jnp.array_split(images, parts), jnp.array_split(labels, parts))
   results = [jax.value_and_grad(_loss)(params, spec, x, y) for x, y in slices]
-  return jax.tree.map(lambda *parts: sum(parts), *results)
+  return jax.tree.map(lambda *per_slice: sum(per_slice), *results)
 
 
 def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, jax.Array]:
