@@ -97,11 +97,10 @@ def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
   rows = []
   for variant in config.variants:
     prepared = run.compile_training(config, experiment, variant, train_split)
-    keys, state = prepared.setup.data_keys, [prepared.state]
+    keys, state = train.epoch_keys(prepared.setup.data_keys, 0), [prepared.state]
 
     def epoch():  # the epoch donates its input state: carry the output along
-      state[0], losses = prepared.epoch_fn(state[0], train.epoch_keys(keys, 0), prepared.images,
-                                           prepared.labels)
+      state[0], losses = prepared.epoch_fn(state[0], keys, prepared.images, prepared.labels)
       return losses
 
     epoch_s, times = median_time(epoch, repeats)
