@@ -1,7 +1,7 @@
-"""MNIST from the four standard IDX .gz files (offline) or from TFDS, as uint8 arrays.
+"""MNIST from the four standard IDX .gz files (shipped in data/mnist) or from TFDS.
 
-Both sources give the same interface: `Split(images, labels)` with images uint8
-(N, 28, 28, 1) and labels int32 (N,). Images stay uint8 on the device; the train step
+Both sources give the same arrays in the same order: `Split(images, labels)` with images
+uint8 (N, 28, 28, 1) and labels int32 (N,). Images stay uint8 on the device; the train step
 scales them.
 """
 
@@ -29,11 +29,13 @@ IDX_MD5 = {  # md5 of the uncompressed contents, as published with MNIST
 SPLIT_SIZES = {'train': 60_000, 'test': 10_000}
 BINARY_DIGITS = (4, 9)  # the linear experiment: 4 -> -1, 9 -> +1
 BINARY_SPLIT_SIZES = {'train': 11_791, 'test': 1_991}
-DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[2] / 'shared' / 'mnist'
+# Shipped with the project; found from this file, so any working directory will do.
+DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[1] / 'data' / 'mnist'
+TFDS_REQUIREMENTS = 'requirements-tfds.txt'  # what preparing MNIST with TFDS needs beside ours
 HOW_TO_PROVIDE = (
-    'pass --mnist_dir=DIR with the four MNIST IDX .gz files '
-    f'({", ".join(IDX_MD5)}), or --mnist_dir= (empty) to use tensorflow-datasets, '
-    'which downloads MNIST on a machine with internet')
+    f'pass --mnist_dir=DIR with the four MNIST IDX .gz files ({", ".join(IDX_MD5)}; the '
+    f'project ships them in {DEFAULT_MNIST_DIR}), or --mnist_dir= (empty) to use '
+    'tensorflow-datasets, which downloads MNIST on a machine with internet')
 
 
 class DatasetError(Exception):
@@ -75,23 +77,51 @@ def load_idx(mnist_dir: str | os.PathLike, split: str) -> Split:
 
 
 def load_tfds(split: str, data_dir: str | None = None) -> Split:
-  """One split of TFDS `mnist` through `tfds.data_source` (no TensorFlow in this process).
+  """One split of TFDS `mnist` through `tfds.data_source` (no TensorFlow in this process
+  once prepared), in the IDX files' order.
 
-  On a machine with internet the first call downloads and prepares the dataset.
+  On a machine with internet the first call downloads and prepares the dataset, which
+  needs TensorFlow (`pip install -r requirements-tfds.txt`).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   try:
-    source = tfds.data_source('mnist', split=split, data_dir=data_dir)
+    source = tfds.data_source('mnist', split=split, data_dir=data_dir,
+                              builder_kwargs=dict(file_format='array_record'))
     examples = [source[i] for i in range(len(source))]
   except Exception as e:  # TFDS raises many types for "not there and cannot download"
-    first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise DatasetError(f'tensorflow-datasets could not provide mnist in '
-                       f'{data_dir or "its default data_dir"}: {first_line}; '
-                       f'{HOW_TO_PROVIDE}') from None
-  images = np.stack([ex['image'] for ex in examples]).astype(np.uint8)
+    raise DatasetError(_tfds_failure(e, data_dir)) from None
+  images = np.stack([ex['image'] for ex in examples]).astype(np.uint8).reshape(-1, 28, 28, 1)
   labels = np.array([ex['label'] for ex in examples], np.int32)
-  return Split(images.reshape(-1, 28, 28, 1), labels)
+  if not source.dataset_info.disable_shuffling:
+    order = np.argsort(_tfds_stored_order(split, len(labels)))
+    images, labels = images[order], labels[order]
+  return Split(images, labels)
+
+
+def _tfds_stored_order(split: str, num_examples: int) -> np.ndarray:
+  """The IDX index of each example as TFDS stores it: the builder keys example i by i and
+  sorts the keys by their md5 salted with the split name (`tfds.core.hashing`, stable by
+  TFDS's own rule: changing it would need a new major version of every dataset)."""
+  from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
+
+  hasher = hashing.Hasher(split)
+  return np.argsort([hasher.hash_key(i) for i in range(num_examples)])
+
+
+def _tfds_failure(error: BaseException, data_dir: str | None) -> str:
+  """One line: why TFDS could not provide MNIST, and what to do."""
+  cause = error
+  while cause is not None and not isinstance(cause, ModuleNotFoundError):
+    cause = cause.__cause__ or cause.__context__
+  if cause is not None and (cause.name or '').split('.')[0] == 'tensorflow':
+    reason = ('preparing MNIST with tensorflow-datasets needs TensorFlow, which is not '
+              f'installed: pip install -r {TFDS_REQUIREMENTS}')
+  else:
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+  return (f'tensorflow-datasets could not provide mnist in {data_dir or "its default data_dir"}: '
+          f'{reason}; {HOW_TO_PROVIDE}')
 
 
 def load_mnist(split: str, mnist_dir: str | None, tfds_data_dir: str | None = None) -> Split:

@@ -1,7 +1,14 @@
-"""MNIST from IDX files (real data, md5-checked) and from TFDS (mocked, never downloaded)."""
+"""MNIST from the shipped IDX files (md5-checked) and from TFDS: mocked, and prepared for real
+from the IDX files served on 127.0.0.1 (no internet)."""
 
+import functools
 import gzip
+import http.server
+import importlib.util
+import os
+import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -83,4 +90,62 @@ def test_tfds_failure_is_one_clear_error(tmp_path, monkeypatch):
   with pytest.raises(data.DatasetError, match='tensorflow-datasets could not provide mnist.*'
                      'no network; pass --mnist_dir') as e:
     data.load_mnist('test', mnist_dir='', tfds_data_dir=str(tmp_path))
+  assert '\n' not in str(e.value)
+
+
+def test_shipped_readme_lists_the_md5s_the_reader_checks():
+  readme = (data.DEFAULT_MNIST_DIR / 'README.md').read_text()
+  listed = dict(re.findall(r'`([\w-]+\.gz)` \|[^|]+\| `([0-9a-f]{32})`', readme))
+  assert listed == data.IDX_MD5
+  assert 'CC BY-SA 3.0' in readme and 'LeCun' in readme
+
+
+@pytest.fixture
+def mnist_server(mnist_dir):
+  """The IDX files served over HTTP on 127.0.0.1: the URL, and the paths requested."""
+  requested = []
+
+  class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+      requested.append(self.path)
+
+  server = http.server.ThreadingHTTPServer(
+      ('127.0.0.1', 0), functools.partial(Handler, directory=mnist_dir))
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  yield f'http://127.0.0.1:{server.server_port}/', requested
+  server.shutdown()
+  server.server_close()
+
+
+@pytest.fixture
+def tfds_from_local_server(monkeypatch, mnist_server):
+  """TFDS's own MNIST builder, downloading from `mnist_server` instead of the internet."""
+  from tensorflow_datasets.image_classification import mnist
+  url, requested = mnist_server
+  monkeypatch.setattr(mnist.MNIST, 'URL', url)
+  return requested
+
+
+HAS_TENSORFLOW = importlib.util.find_spec('tensorflow') is not None
+
+
+@pytest.mark.skipif(not HAS_TENSORFLOW and not os.environ.get('DNN_JAX_REQUIRE_TENSORFLOW'),
+                    reason='preparing with TFDS needs TensorFlow: pip install -r '
+                           'requirements-tfds.txt (CI does)')
+def test_tfds_prepares_mnist_equal_to_the_idx_files(tmp_path, tfds_from_local_server,
+                                                      mnist_train, mnist_test):
+  for split, expected in (('train', mnist_train), ('test', mnist_test)):
+    got = data.load_mnist(split, mnist_dir='', tfds_data_dir=str(tmp_path))
+    assert got.images.dtype == np.uint8 and got.labels.dtype == np.int32
+    np.testing.assert_array_equal(got.images, expected.images)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+  assert sorted(tfds_from_local_server) == sorted(f'/{name}' for name in data.IDX_MD5)
+  assert list((tmp_path / 'mnist').glob('*/mnist-train.array_record*'))
+
+
+@pytest.mark.skipif(HAS_TENSORFLOW, reason='checks the message shown where TensorFlow is absent')
+def test_tfds_without_tensorflow_says_how_to_install_it(tmp_path, tfds_from_local_server):
+  with pytest.raises(data.DatasetError) as e:
+    data.load_mnist('test', mnist_dir='', tfds_data_dir=str(tmp_path))
+  assert 'needs TensorFlow, which is not installed: pip install -r requirements-tfds.txt' in str(e.value)
   assert '\n' not in str(e.value)
