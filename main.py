@@ -8,20 +8,22 @@ is accepted, and exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from absl import app, flags, logging
 
-from dnn_jax import data, models, train
+from dnn_jax import checkpoints, data, models, train
 from dnn_jax.config import Config, ConfigError, resolve
-from dnn_jax.checkpoints import CheckpointError
 from dnn_jax.run import Interrupted, TrainingDiverged, train_and_evaluate
 from experiments import EXPERIMENTS, lenet, linear, theory
 
 FLAGS = flags.FLAGS
-_DEFAULT_MNIST_DIR = str(data.DEFAULT_MNIST_DIR) if data.DEFAULT_MNIST_DIR.is_dir() else ''
+_DEFAULT_MNIST_DIR = str(data.DEFAULT_MNIST_DIR)
 
 
 def _defaults(name: str) -> str:
@@ -58,7 +60,7 @@ flags.DEFINE_integer('batch_parts', 0,
                      '(the same numbers up to float rounding, faster on CPU); 0: auto (5 on '
                      'CPU, 1 on GPU).')
 flags.DEFINE_string('mnist_dir', _DEFAULT_MNIST_DIR,
-                    'Folder with the 4 MNIST IDX .gz files; empty: tensorflow-datasets.')
+                    'Folder with the 4 MNIST IDX .gz files (default: the ones shipped in data/mnist); empty: tensorflow-datasets.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data_dir (with --mnist_dir empty).')
 flags.DEFINE_string('workdir', '', 'Where results and checkpoints go; default: a new folder '
                     'under runs/. Rerunning in the same workdir resumes.')
@@ -104,16 +106,60 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
-def config_from_flags() -> Config:
+def config_from_flags(experiment_name: str) -> Config:
   """The Config of the parsed flags, unset ones taking the experiment's defaults."""
-  experiment = EXPERIMENTS[FLAGS.experiment]
-  names = [f.name for f in dataclasses.fields(Config) if f.name != 'variants']
+  experiment = EXPERIMENTS[experiment_name]
+  names = [f.name for f in dataclasses.fields(Config) if f.name not in ('experiment', 'variants')]
   values = {name: FLAGS[name].value for name in [*names, experiment.VARIANT_FLAG]}
+  values['experiment'] = experiment_name
   if values['conv_impl'] == 'auto':
     values['conv_impl'] = models.default_conv_impl()
   if values['batch_parts'] == 0:
     values['batch_parts'] = train.default_batch_parts()
   return resolve(values, experiment.DEFAULTS, experiment.VARIANT_FLAG, experiment.VARIANTS)
+
+
+def config_to_evaluate(workdir: Path) -> Config:
+  """The configuration saved in `workdir`; flags given on the command line must agree with
+  it (checked later), except those that do not change the numbers, which replace it."""
+  saved = Config.from_json(checkpoints.saved_config(workdir))
+  current = config_from_flags(FLAGS.experiment if FLAGS['experiment'].present else saved.experiment)
+  given = {f.name for f in dataclasses.fields(Config) if f.name in FLAGS and FLAGS[f.name].present}
+  if FLAGS[EXPERIMENTS[saved.experiment].VARIANT_FLAG].present:
+    given.add('variants')
+  return dataclasses.replace(saved, **{
+      name: getattr(current, name) for name in given | set(checkpoints.RELOCATABLE_FIELDS)})
+
+
+# Flags a next command sets itself (and --overwrite, which must never be repeated).
+_NOT_REPEATED = ('workdir', 'mode', 'checkpoint_step', 'overwrite')
+
+
+def next_command(workdir: str, mode: str) -> str:
+  """The exact command line that resumes (`mode='train'`) or evaluates (`'eval'`) the run in
+  `workdir`, to be pasted in the directory this one started from."""
+  if mode == 'eval':
+    given = ['--mode=eval']
+  else:
+    every_flag = {id(f): f for module_flags in FLAGS.flags_by_module_dict().values()
+                  for f in module_flags}.values()
+    given = [f.serialize() for f in every_flag if f.present and f.name not in _NOT_REPEATED]
+  return shlex.join([_python_command(), sys.argv[0], *given, f'--workdir={workdir}'])
+
+
+def _python_command() -> str:
+  """How to call this interpreter: `python` where that is it, else its path."""
+  for name in ('python', 'python3'):
+    found = shutil.which(name)
+    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
+      return name
+  relative = os.path.relpath(sys.executable)
+  return sys.executable if relative.startswith('..') else relative
+
+
+def _saved_steps(workdir: str) -> list[int]:
+  """Steps of the checkpoints in `workdir`, any variant (finished saves only)."""
+  return sorted(int(p.name) for p in Path(workdir).glob('checkpoints/*/*') if p.name.isdigit())
 
 
 def main(argv: list[str]) -> int:
@@ -123,22 +169,34 @@ def main(argv: list[str]) -> int:
   try:
     if FLAGS.experiment == theory.NAME:
       return 0 if theory.run(FLAGS.mnist_dir, FLAGS.tfds_data_dir, workdir, FLAGS.seed) else 1
-    config = config_from_flags()
+    if FLAGS.mode == 'eval':
+      config = config_to_evaluate(Path(workdir))
+    else:
+      config = config_from_flags(FLAGS.experiment)
+      print(f'workdir: {workdir}; to resume after an interruption: '
+            f'{next_command(workdir, "train")}')
     train_and_evaluate(config, EXPERIMENTS[config.experiment], workdir, mode=FLAGS.mode,
                        checkpoint_step=FLAGS.checkpoint_step, overwrite=FLAGS.overwrite)
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except (data.DatasetError, TrainingDiverged, CheckpointError) as e:
+  except checkpoints.NothingToEvaluate as e:
+    print(f'error: {e}; train first: {next_command(workdir, "train")}', file=sys.stderr)
+    return 1
+  except (data.DatasetError, TrainingDiverged, checkpoints.CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except Interrupted as e:
-    print(str(e), file=sys.stderr)
+    print(f'{e}; resume with: {next_command(workdir, "train")}', file=sys.stderr)
     return 128 + e.signum
   except KeyboardInterrupt:
-    print(f'aborted; the latest checkpoint in {workdir} is kept: run the same command to '
-          'resume from it', file=sys.stderr)
+    steps = _saved_steps(workdir)
+    print('aborted; ' + (f'the checkpoints in {workdir} are kept (newest: step {steps[-1]})'
+                         if steps else 'no checkpoint was written yet')
+          + f'; resume with: {next_command(workdir, "train")}', file=sys.stderr)
     return 130
+  if FLAGS.mode == 'train':
+    print(f'to evaluate again: {next_command(workdir, "eval")}')
   return 0
 
 

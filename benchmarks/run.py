@@ -88,7 +88,7 @@ def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
   if FLAGS.quick:
     values.update(train_examples=200, steps=0)
   set_flags(values)
-  config = cli.config_from_flags()
+  config = cli.config_from_flags(FLAGS.experiment)
   experiment = EXPERIMENTS[config.experiment]
   train_split, test_split = experiment.load_data(config)
   if FLAGS.quick:

@@ -16,16 +16,22 @@ from typing import Any, Callable, Mapping
 import jax
 import orbax.checkpoint as ocp
 
+from dnn_jax import report
 from dnn_jax.config import Config, ConfigError
 
 CONFIG_FILE = 'config.json'
-# Fields that may differ between the run that saved and the one that restores.
+# Fields that may differ between the run that saved and the one that restores: where the data
+# is, and what changes speed but not the numbers (so a run moves between platforms).
 RELOCATABLE_FIELDS = ('mnist_dir', 'tfds_data_dir', 'eval_batch_size', 'checkpoint_every_steps',
-                      'keep_checkpoints')
+                      'keep_checkpoints', 'conv_impl', 'batch_parts')
 
 
 class CheckpointError(Exception):
   """No usable checkpoint where one was required."""
+
+
+class NothingToEvaluate(CheckpointError):
+  """Evaluation asked of a workdir that holds no run, or no checkpoint yet."""
 
 
 class Checkpoints:
@@ -85,6 +91,14 @@ def abstract(item: Any) -> Any:
       item)
 
 
+def saved_config(workdir: Path) -> dict[str, Any]:
+  """The configuration saved in `workdir` by the run that trained there."""
+  path = workdir / CONFIG_FILE
+  if not path.exists():
+    raise NothingToEvaluate(f'{workdir} holds no run ({CONFIG_FILE} not found)')
+  return json.loads(path.read_text())
+
+
 def check_config(workdir: Path, config: Config, overwrite: bool = False,
                  create: bool = True) -> None:
   """Save the run's config in `workdir` (if `create`), or check that it matches the saved one.
@@ -94,13 +108,10 @@ def check_config(workdir: Path, config: Config, overwrite: bool = False,
   """
   path = workdir / CONFIG_FILE
   current = config.to_json()
-  if not path.exists() and not create:
-    raise CheckpointError(f'{workdir} holds no run ({CONFIG_FILE} not found): train first '
-                          '(the same command without --mode=eval)')
   if path.exists() and overwrite:
     shutil.rmtree(workdir / 'checkpoints', ignore_errors=True)
-  elif path.exists():
-    saved = json.loads(path.read_text())
+  elif path.exists() or not create:
+    saved = saved_config(workdir)
     differing = [f'{k} (saved {saved.get(k)!r}, now {_as_json(v)!r})' for k, v in current.items()
                  if k not in RELOCATABLE_FIELDS and _as_json(v) != saved.get(k)]
     if differing:
@@ -108,8 +119,7 @@ def check_config(workdir: Path, config: Config, overwrite: bool = False,
                         f'{"; ".join(differing)}. Use another --workdir, or --overwrite to '
                         'start afresh there')
     return
-  workdir.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(current, indent=2))
+  report.write_json(path, current)
 
 
 def _as_json(value: Any) -> Any:

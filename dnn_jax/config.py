@@ -37,6 +37,12 @@ class Config:
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
+  @classmethod
+  def from_json(cls, values: Mapping[str, Any]) -> Config:
+    """The Config that `to_json` saved."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if k == 'variants' else v for k, v in values.items() if k in fields})
+
   def steps_per_epoch(self, num_train: int) -> int:
     """Full batches per pass over `num_train` examples (a last partial batch is dropped)."""
     if self.batch_size > num_train:

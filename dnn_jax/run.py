@@ -239,8 +239,8 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
       if stops:
         raise Interrupted(
             f'[{variant}] interrupted by signal {stops[0]} at epoch {epoch + 1}, step {step}: '
-            + (f'checkpoint saved in {ckpts.directory}; run the same command again to resume'
-               if ckpts else 'no checkpoint (no workdir)'), stops[0])
+            + (f'checkpoint saved in {ckpts.directory}' if ckpts else 'no checkpoint (no workdir)'),
+            stops[0])
   train_time = float(history.epoch_times.sum())
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{prepared.compile_time_s:.2f}s '
       'compile)')
@@ -294,8 +294,7 @@ def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str,
   setup = setup_variant(config, experiment, variant, num_train)
   restored = _restore(ckpts, setup, History.empty(setup, config.num_epochs(num_train)), step, log)
   if restored is None:
-    raise checkpoints.CheckpointError(
-        f'no checkpoint in {ckpts.directory}: train first (the same command without --mode=eval)')
+    raise checkpoints.NothingToEvaluate(f'no checkpoint in {ckpts.directory}')
   state = restored[0]
   log(f'[{variant}] restored checkpoint at step {int(state.step[0])} from {ckpts.directory}')
   return evaluate_variant(config, variant, state, test_split, setup.replicated, log)

@@ -14,7 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from dnn_jax import checkpoints, models, run, train
+from dnn_jax import checkpoints, data, models, run, train
 from dnn_jax.config import ConfigError
 from tests.conftest import ROOT
 from tests.test_run import small_config
@@ -132,10 +132,22 @@ RUN_ARGS = ['--experiment=linear', '--loss=logistic', '--train_examples=1500', '
 FINAL_STEP = 4500
 
 
-def main_process(workdir, *extra):
-  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS,
-                           f'--workdir={workdir}', *extra], cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def main_process(*args, cwd=ROOT):
+  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS, *args], cwd=cwd,
+                          text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def printed_command(output, after):
+  """The command a run printed after `after` (to the end of its line)."""
+  return output.split(after, 1)[1].splitlines()[0]
+
+
+def run_printed(command, cwd):
+  """Run a printed command verbatim through the shell, as a user pasting it would."""
+  result = subprocess.run(command, shell=True, cwd=cwd, text=True, capture_output=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  return result.stdout
 
 
 def final_arrays(workdir):
@@ -147,62 +159,93 @@ def final_arrays(workdir):
   return last, jax.tree.leaves(tree)
 
 
-def interrupt(workdir, sig):
-  """Start a run, wait for its first checkpoint, send `sig`, then resume it to the end."""
-  process = main_process(workdir)
+def result_numbers(workdir):
+  """results.json's per-seed test numbers and training losses (not the timings)."""
+  variant = json.loads((workdir / 'results.json').read_text())['variants']['logistic']
+  return {k: variant[k] for k in ('test_accuracy', 'test_loss', 'correct', 'train_loss_per_epoch')}
+
+
+def interrupt(sig, cwd, *args, at_start=False):
+  """Start a run in `cwd`, wait for its first checkpoint (or only for its first line), send
+  `sig`: (return code, stdout, stderr, the workdir it printed)."""
+  process = main_process(*args, cwd=cwd)
+  first_line = process.stdout.readline()
+  workdir = cwd / printed_command(first_line, '--workdir=')
   deadline = time.time() + 240
-  while not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
+  while not at_start and not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
     assert process.poll() is None and time.time() < deadline, process.communicate()
     time.sleep(0.05)
   process.send_signal(sig)
-  _, stderr = process.communicate(timeout=240)
-  interrupted = process.returncode, stderr
-  resumed = main_process(workdir)
-  stdout, stderr = resumed.communicate(timeout=240)
-  assert resumed.returncode == 0, stderr
-  return interrupted, stdout
+  stdout, stderr = process.communicate(timeout=240)
+  return process.returncode, first_line + stdout, stderr, workdir
 
 
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('uninterrupted')
-  process = main_process(workdir)
+  process = main_process(f'--workdir={workdir}')
   stdout, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr
   return workdir, stdout
 
 
-def test_eval_after_restore_prints_the_training_numbers(uninterrupted):
+def test_printed_eval_command_prints_the_training_numbers(uninterrupted):
   workdir, train_stdout = uninterrupted
-  result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS,
-                           f'--workdir={workdir}', '--mode=eval'], cwd=ROOT, text=True,
-                          capture_output=True, timeout=300)
-  assert result.returncode == 0, result.stderr
+  command = printed_command(train_stdout, 'to evaluate again: ')
+  assert command.endswith(f'--mode=eval --workdir={workdir}')  # nothing else needed
+  eval_stdout = run_printed(command, ROOT)
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
   assert len(test_lines(train_stdout)) == 2  # one per seed
-  assert test_lines(result.stdout) == test_lines(train_stdout)
-  assert f'restored checkpoint at step {FINAL_STEP}' in result.stdout
+  assert test_lines(eval_stdout) == test_lines(train_stdout)
+  assert f'restored checkpoint at step {FINAL_STEP}' in eval_stdout
 
 
-def test_sigkill_mid_run_then_resume_is_bit_identical(uninterrupted, tmp_path):
-  (code, _), stdout = interrupt(tmp_path, signal.SIGKILL)
+def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(uninterrupted, tmp_path):
+  code, stdout, _, workdir = interrupt(signal.SIGKILL, tmp_path, f'--workdir={tmp_path / "w"}')
   assert code == -signal.SIGKILL
-  assert 'Resuming from checkpoint at epoch' in stdout
+  resumed = run_printed(printed_command(stdout, 'to resume after an interruption: '), tmp_path)
+  assert 'Resuming from checkpoint at epoch' in resumed
   expected_step, expected = final_arrays(uninterrupted[0])
-  step, got = final_arrays(tmp_path)
+  step, got = final_arrays(workdir)
   assert step == expected_step == FINAL_STEP
   for a, b in zip(got, expected):
     np.testing.assert_array_equal(a, b)
 
 
-def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(uninterrupted, tmp_path):
-  (code, stderr), stdout = interrupt(tmp_path, signal.SIGTERM)
-  assert code == 128 + signal.SIGTERM
-  assert 'interrupted by signal 15' in stderr and 'run the same command again' in stderr
-  step = int(stdout.split('Resuming from checkpoint at epoch ')[1].split('step ')[1].split()[0])
-  assert 100 <= step < FINAL_STEP and step % 100 == 0
-  for a, b in zip(final_arrays(tmp_path)[1], final_arrays(uninterrupted[0])[1]):
+@pytest.mark.parametrize('sig, at_start, message', [
+    (signal.SIGINT, False, 'interrupted by signal 2 at epoch 1'),
+    (signal.SIGTERM, False, 'interrupted by signal 15 at epoch 1'),
+    (signal.SIGINT, True, 'aborted; no checkpoint was written yet'),
+], ids=['ctrl_c', 'sigterm', 'ctrl_c_at_start'])
+def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
+    uninterrupted, tmp_path, sig, at_start, message):
+  """A newcomer's run (no --workdir, so a fresh timestamped folder): stopped, then resumed
+  with the command it printed, it ends with the uninterrupted run's results."""
+  returncode, _, stderr, workdir = interrupt(sig, tmp_path, at_start=at_start)
+  assert returncode == 128 + sig and workdir.parent == tmp_path / 'runs'
+  assert len(stderr.strip().splitlines()) == 1 and message in stderr  # what is saved; what next
+  command = printed_command(stderr, 'resume with: ')
+  assert '--workdir=runs/linear-' in command
+  resumed = run_printed(command, tmp_path)
+  if not at_start:
+    step = int(resumed.split('Resuming from checkpoint at epoch ')[1].split('step ')[1].split()[0])
+    assert 100 <= step < FINAL_STEP and step % 100 == 0
+  for a, b in zip(final_arrays(workdir)[1], final_arrays(uninterrupted[0])[1]):
     np.testing.assert_array_equal(a, b)
+  assert result_numbers(workdir) == result_numbers(uninterrupted[0])
+
+
+def test_a_run_moves_between_platforms(uninterrupted):
+  """Settings that change speed but not the numbers are not part of a run's identity."""
+  workdir, train_stdout = uninterrupted
+  result = subprocess.run(
+      [sys.executable, str(ROOT / 'main.py'), '--mode=eval', f'--workdir={workdir}',
+       '--conv_impl=xla', '--batch_parts=3', '--eval_batch_size=7',
+       f'--mnist_dir={data.DEFAULT_MNIST_DIR}'], cwd=ROOT, text=True, capture_output=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr
+  test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
+  assert test_lines(result.stdout) == test_lines(train_stdout)
 
 
 def test_first_signal_requests_a_stop_and_second_aborts():

@@ -80,6 +80,18 @@ def test_diverging_run_stops_and_says_where(tmp_path):
   assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
 
 
+def test_eval_before_training_prints_the_training_command_which_works(tmp_path):
+  args = ['--experiment=linear', '--loss=logistic', '--train_examples=300', '--epochs=1']
+  result = run_main(*args, '--mode=eval', f'--workdir={tmp_path}/w')
+  assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+  command = result.stderr.split('train first: ')[1].strip()
+  trained = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+  assert trained.returncode == 0, trained.stderr
+  assert '[logistic] seed 0: [Test set]' in trained.stdout
+  assert (tmp_path / 'w' / 'results.json').exists()
+
+
 @pytest.mark.slow
 def test_course_lenet_run_reaches_98_2_percent(tmp_path):
   """The course's full run (10 epochs, both C3 variants): about 1 minute on 2 CPU cores.
