@@ -1,29 +1,22 @@
-"""Orbax checkpoints of a variant's training: save each chunk, restore the newest intact one.
+"""Orbax checkpoints of a variant's training, and what they hold: the seeds' TrainState
+(params, optimizer state, step), their data keys, and the `History` so far (per-step losses,
+per-epoch times), so that a resumed run writes what an uninterrupted one would.
 
-A checkpoint holds everything the rest of the run depends on: the seeds' TrainState
-(params, optimizer state, step), their data keys, and the history so far (per-step losses,
-per-epoch times). Orbax writes each step to a temporary folder and renames it when
-complete, so an interrupted save never shows up as a checkpoint.
+Orbax writes each step to a temporary folder and renames it when complete, so an
+interrupted save never shows up as a checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, NamedTuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
-from dnn_jax import report
-from dnn_jax.config import Config, ConfigError
-
-CONFIG_FILE = 'config.json'
-# Fields that may differ between the run that saved and the one that restores: where the data
-# is, and what changes speed but not the numbers (so a run moves between platforms).
-RELOCATABLE_FIELDS = ('mnist_dir', 'tfds_data_dir', 'eval_batch_size', 'checkpoint_every_steps',
-                      'keep_checkpoints', 'conv_impl', 'batch_parts')
+from dnn_jax import train
 
 
 class CheckpointError(Exception):
@@ -49,9 +42,8 @@ class Checkpoints:
   def save(self, step: int, item: Any) -> None:
     self._manager.save(step, args=ocp.args.StandardSave(item), force=True)
 
-  def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None]
-              ) -> tuple[int, Any] | None:
-    """(step, item) of `step`, or of the newest intact checkpoint when `step` is None.
+  def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None]) -> Any:
+    """The item saved at `step`, or at the newest intact checkpoint when `step` is None.
 
     An unreadable checkpoint is reported and moved aside (to `<directory>-unreadable/`),
     and the next older one is tried; None only when there are no checkpoints at all.
@@ -63,7 +55,7 @@ class Checkpoints:
     candidates = [step] if step is not None else steps[::-1]
     for candidate in candidates:
       try:
-        return candidate, self._manager.restore(candidate, args=ocp.args.StandardRestore(abstract_item))
+        return self._manager.restore(candidate, args=ocp.args.StandardRestore(abstract_item))
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         log(f'checkpoint at step {candidate} in {self.directory} is unreadable ({reason}); '
@@ -91,36 +83,44 @@ def abstract(item: Any) -> Any:
       item)
 
 
-def saved_config(workdir: Path) -> dict[str, Any]:
-  """The configuration saved in `workdir` by the run that trained there."""
-  path = workdir / CONFIG_FILE
-  if not path.exists():
-    raise NothingToEvaluate(f'{workdir} holds no run ({CONFIG_FILE} not found)')
-  return json.loads(path.read_text())
+class History(NamedTuple):
+  """What a checkpoint keeps besides the state: per-step losses and per-epoch times."""
+  step_losses: np.ndarray  # float32 (padded seeds, total steps), filled up to the step
+  epoch_times: np.ndarray  # float64 (epochs,)
+
+  @classmethod
+  def empty(cls, num_seeds: int, total_steps: int, num_epochs: int) -> History:
+    return cls(np.zeros((num_seeds, total_steps), np.float32), np.zeros(num_epochs, np.float64))
+
+  def epoch_losses(self, num_seeds: int, steps_per_epoch: int) -> np.ndarray:
+    """(seeds, epochs) mean training loss of each epoch (the last one maybe partial)."""
+    losses = self.step_losses[:num_seeds]
+    return np.stack([losses[:, start:start + steps_per_epoch].mean(axis=1)
+                     for start in range(0, losses.shape[1], steps_per_epoch)], axis=1)
 
 
-def check_config(workdir: Path, config: Config, overwrite: bool = False,
-                 create: bool = True) -> None:
-  """Save the run's config in `workdir` (if `create`), or check that it matches the saved one.
-
-  A mismatch fails naming the differing fields, unless `overwrite`, which deletes the
-  workdir's checkpoints and starts afresh.
-  """
-  path = workdir / CONFIG_FILE
-  current = config.to_json()
-  if path.exists() and overwrite:
-    shutil.rmtree(workdir / 'checkpoints', ignore_errors=True)
-  elif path.exists() or not create:
-    saved = saved_config(workdir)
-    differing = [f'{k} (saved {saved.get(k)!r}, now {_as_json(v)!r})' for k, v in current.items()
-                 if k not in RELOCATABLE_FIELDS and _as_json(v) != saved.get(k)]
-    if differing:
-      raise ConfigError(f'{workdir} holds a run with another configuration: '
-                        f'{"; ".join(differing)}. Use another --workdir, or --overwrite to '
-                        'start afresh there')
-    return
-  report.write_json(path, current)
+class Training(NamedTuple):
+  """Everything a checkpoint of a variant's training holds."""
+  state: train.TrainState
+  data_keys: jax.Array
+  history: History
 
 
-def _as_json(value: Any) -> Any:
-  return json.loads(json.dumps(value))
+def save_training(ckpts: Checkpoints, step: int, training: Training) -> None:
+  ckpts.save(step, _item(training))
+
+
+def restore_training(ckpts: Checkpoints, like: Training, step: int | None,
+                     log: Callable[[str], None]) -> Training | None:
+  """The training saved at `step` (None: the newest intact), shaped `like` (abstract values
+  will do); None if nothing is saved."""
+  item = ckpts.restore(abstract(_item(like)), step, log)
+  if item is None:
+    return None
+  return Training(item['state'], jax.random.wrap_key_data(item['data_keys']),
+                  History(np.asarray(item['step_losses']), np.asarray(item['epoch_times'])))
+
+
+def _item(training: Training) -> dict[str, Any]:
+  return dict(state=training.state, data_keys=jax.random.key_data(training.data_keys),
+              step_losses=training.history.step_losses, epoch_times=training.history.epoch_times)

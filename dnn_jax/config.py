@@ -1,47 +1,105 @@
-"""The run configuration: every flag value, resolved against the experiment's defaults."""
+"""Every setting of a run, declared once in `Config`: type, default, help, check, and whether it
+is part of the run's identity. The flags, the saved config.json, the training spec and the
+tests' configs are all derived from it; each course protocol sets some of them by name
+(`dnn_jax.experiments`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
+
+from dnn_jax import data, kernels, models
 
 
 class ConfigError(ValueError):
-  """A flag value that cannot work; the message names the flag, the value and what works."""
+  """A setting value that cannot work; the message names the flag, the value and what works."""
 
 
-@dataclasses.dataclass(frozen=True)
+class Check(NamedTuple):
+  accepts: Callable[[Any], bool]
+  message: str
+
+
+POSITIVE = Check(lambda v: v > 0, 'must be positive')
+NON_NEGATIVE = Check(lambda v: v >= 0, 'must be >= 0')
+PIXEL_DIVISORS = {'unit': 255.0, 'raw': 1.0}  # unit: [0, 1] as torchvision's ToTensor
+SAMPLINGS = ('shuffle', 'with_replacement')
+AUTO = 'auto'  # kernels: chosen per platform
+SEED_RANGE = (-2**31, 2**31)  # seeds are int32 on the device: seed + num_seeds must fit
+
+
+def setting(help: str, default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (),
+            check: Check | None = None, identity: bool = True) -> Any:
+  """A field of Config. No `default`: each protocol sets it. `identity=False`: the setting
+  changes speed or location, not the numbers, so it may differ when a run resumes."""
+  return dataclasses.field(default=default, metadata=dict(
+      help=help, choices=choices, check=check, identity=identity))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
-  experiment: str
-  variants: tuple[str, ...]   # c3 maps (lenet) or losses (linear) trained side by side
-  epochs: int
-  steps: int                  # total steps; 0: epochs * steps per epoch
-  batch_size: int
-  learning_rate: float
-  pixel_scale: str
-  sampling: str
-  bias: bool
-  initializer: str
-  seed: int
-  num_seeds: int
-  train_examples: int         # first N training examples; 0: all
-  eval_batch_size: int
-  conv_impl: str
-  mnist_dir: str
-  tfds_data_dir: str
-  checkpoint_every_steps: int = 0   # 0: checkpoint at the end of every epoch only
-  keep_checkpoints: int = 3
-  batch_parts: int = 1        # each batch as N slices differentiated apart (faster on CPU)
+  """One run's settings. The experiment, protocol and variants are set through
+  `dnn_jax.experiments.make_config`, which also applies the protocol's values."""
+  experiment: str = setting('Which experiment to run.')
+  protocol: str = setting("Which of the experiment's course protocols sets the defaults.")
+  variants: tuple[str, ...] = setting('Variants trained side by side on the same data order.')
+  epochs: int = setting('Passes over the training set.', check=POSITIVE)
+  steps: int = setting('Total SGD steps instead of --epochs (the last epoch may be partial); '
+                       '0: from --epochs.', 0, check=NON_NEGATIVE)
+  batch_size: int = setting('Examples per SGD step; a last partial batch of an epoch is dropped.',
+                            check=POSITIVE)
+  learning_rate: float = setting('SGD learning rate.', check=POSITIVE)
+  pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.',
+                             choices=tuple(PIXEL_DIVISORS))
+  sampling: str = setting('shuffle: a new permutation each epoch; with_replacement: uniform '
+                          'draws.', choices=SAMPLINGS)
+  bias: bool = setting('Give the linear classifier a bias.', False)
+  initializer: str = setting("torch: PyTorch's default uniform init (the course's); flax: "
+                             'lecun_normal weights, zero biases.', 'torch', choices=models.INITS)
+  seed: int = setting('Random seed; seed i of a multi-seed run is --seed + i.', 0)
+  num_seeds: int = setting('Independent models trained at once with jax.vmap.', 1, check=POSITIVE)
+  train_examples: int = setting('Train on the first N training examples; 0: all.', 0,
+                                check=NON_NEGATIVE)
+  eval_batch_size: int = setting('Examples per evaluation batch.', 1000, check=POSITIVE,
+                                 identity=False)
+  kernels: str = setting("LeNet's conv/tanh/pool ops: cpu (hand-written, fast on CPU) or stock "
+                         "(XLA's, cuDNN on GPU); auto: by platform.", AUTO,
+                         choices=(AUTO, *kernels.KERNELS), identity=False)
+  micro_batches: int = setting('Differentiate each batch as N slices and sum their gradients (the '
+                               'same numbers up to float rounding, faster on CPU); 0: auto (5 on '
+                               'CPU, 1 elsewhere).', 0, check=NON_NEGATIVE, identity=False)
+  mnist_dir: str = setting('Folder with the 4 MNIST IDX .gz files (default: the ones shipped '
+                           'in data/mnist); empty: tensorflow-datasets.',
+                           str(data.DEFAULT_MNIST_DIR), identity=False)
+  tfds_data_dir: str = setting("TFDS data_dir (with --mnist_dir empty); empty: TFDS's default.",
+                               '', identity=False)
+  checkpoint_every_steps: int = setting('Also checkpoint every N steps within an epoch; 0: at '
+                                        'epoch ends only.', 0, check=NON_NEGATIVE, identity=False)
+  keep_checkpoints: int = setting('How many of the newest checkpoints to keep.', 3,
+                                  check=POSITIVE, identity=False)
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value, (choices, check) = getattr(self, field.name), _rules(field)
+      if choices and value not in choices:
+        raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(choices)}')
+      if check and not check.accepts(value):
+        raise ConfigError(f'--{field.name}={value}: --{field.name} {check.message}')
+    low, high = SEED_RANGE
+    if not low <= self.seed <= high - self.num_seeds:
+      raise ConfigError(f'--seed={self.seed} with --num_seeds={self.num_seeds}: accepted: '
+                        f'{low}..{high - self.num_seeds} (seeds are int32 on the device)')
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
   @classmethod
   def from_json(cls, values: Mapping[str, Any]) -> Config:
-    """The Config that `to_json` saved."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if k == 'variants' else v for k, v in values.items() if k in fields})
+    """The Config that `to_json` saved (fields it does not know are left out)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if k == 'variants' else v for k, v in values.items() if k in names})
 
   def steps_per_epoch(self, num_train: int) -> int:
     """Full batches per pass over `num_train` examples (a last partial batch is dropped)."""
@@ -58,15 +116,10 @@ class Config:
     return math.ceil(self.total_steps(num_train) / self.steps_per_epoch(num_train))
 
 
-def resolve(flag_values: Mapping[str, Any], defaults: Mapping[str, Any],
-            variant_flag: str, variants: tuple[str, ...]) -> Config:
-  """A Config from flag values (None: take the experiment's default).
+def _rules(field: dataclasses.Field) -> tuple[tuple[str, ...], Check | None]:
+  return field.metadata['choices'], field.metadata['check']
 
-  `variant_flag` names the flag choosing variants ('c3' or 'loss'); its value 'both'
-  means every variant in `variants`.
-  """
-  values = {k: (defaults.get(k) if v is None else v) for k, v in flag_values.items()}
-  choice = values.pop(variant_flag)
-  values['variants'] = variants if choice == 'both' else (choice,)
-  fields = {f.name for f in dataclasses.fields(Config)}
-  return Config(**{k: v for k, v in values.items() if k in fields})
+
+def identity_fields() -> tuple[str, ...]:
+  """Settings that make a run what it is: a resumed or evaluated run must agree on them."""
+  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata['identity'])

@@ -125,12 +125,13 @@ def _tfds_failure(error: BaseException, data_dir: str | None) -> str:
 
 
 def load_mnist(split: str, mnist_dir: str | None, tfds_data_dir: str | None = None) -> Split:
-  """`split` from `mnist_dir` when given (non-empty), else from TFDS."""
+  """`split` from `mnist_dir` when given (non-empty), else from TFDS (in `tfds_data_dir`, or
+  its default where empty)."""
   if split not in IDX_FILES:
     raise ValueError(f'split {split!r}: expected one of {tuple(IDX_FILES)}')
   if mnist_dir:
     return load_idx(mnist_dir, split)
-  return load_tfds(split, tfds_data_dir)
+  return load_tfds(split, tfds_data_dir or None)
 
 
 def binary_4_vs_9(split: Split) -> Split:

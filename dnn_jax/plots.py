@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib
-
-matplotlib.use('Agg')  # headless
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+from matplotlib.figure import Figure  # drawn without pyplot: no backend, no global state
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -26,7 +23,8 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   most a tenth of the run)."""
   num_steps = min(np.shape(losses)[-1] for losses in step_losses.values())
   window = max(1, min(window, num_steps // 10))
-  fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+  fig = Figure(figsize=(8, 4.5), dpi=120)
+  ax = fig.subplots()
   for name, losses in step_losses.items():
     smooth = moving_average(np.asarray(losses, np.float64), window)
     steps = np.arange(smooth.shape[-1]) + window
@@ -41,4 +39,3 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)

@@ -1,13 +1,13 @@
-"""Pure training functions: `init`, `train_step`, `train_epoch`, `evaluate`.
+"""Pure training functions: `init`, `train_step`, `train_epoch`, and the seed keys.
 
-Every Python-level hyper-parameter lives in a `TrainSpec`, a hashable frozen dataclass
-held as a static (non-pytree) field of `TrainState`. So the state's tree structure fixes
-the compiled program: one compilation per variant, reused by every epoch. Datasets are
-arguments of the jitted functions, never closed over, and stay uint8 on the device.
+What is static about training lives in a `TrainSpec` (the run's Config, the model, the
+objective and the epoch's shape), a hashable field of `TrainState` that is not a pytree
+node: the state's tree structure fixes the compiled program, so each variant compiles once
+and every epoch reuses it. Datasets are arguments of the jitted functions, never closed
+over, and stay uint8 on the device.
 
-The `*_seeds` functions are the same functions vmapped over a leading seed axis of the
-state and keys: `num_seeds=1` runs through exactly the same code (`over_seeds` only skips
-the vmap for a single seed).
+The `*_seeds` functions are the same functions over a leading seed axis of the state and
+keys (`over_seeds`).
 """
 
 from __future__ import annotations
@@ -25,29 +25,22 @@ from flax import struct
 from jax import lax
 
 from dnn_jax import losses
-
-SAMPLINGS = ('shuffle', 'with_replacement')
-PIXEL_DIVISORS = {'unit': 255.0, 'raw': 1.0}  # unit: [0, 1] as torchvision's ToTensor
+from dnn_jax.config import PIXEL_DIVISORS, Config
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
   """Everything static about training one model: hashable, so jit can key on it."""
+  config: Config
   model: nn.Module
   objective: str            # a key of losses.OBJECTIVES
-  learning_rate: float
-  batch_size: int
-  steps_per_epoch: int      # batches drawn per call of train_epoch
+  steps_per_epoch: int      # batches drawn per epoch
   total_steps: int          # steps past this are skipped (a last, partial epoch)
-  sampling: str = 'shuffle'
-  pixel_scale: str = 'unit'
-  eval_batch_size: int = 1000
-  chunk_steps: int = 0      # steps per call of train_epoch; 0: the whole epoch
-  batch_parts: int = 1      # see loss_and_grads
 
   @property
   def steps_per_call(self) -> int:
-    return min(self.chunk_steps or self.steps_per_epoch, self.steps_per_epoch)
+    """Steps per call of `train_epoch`: the epoch, or `checkpoint_every_steps` of it."""
+    return min(self.config.checkpoint_every_steps or self.steps_per_epoch, self.steps_per_epoch)
 
   @property
   def calls_per_epoch(self) -> int:
@@ -55,11 +48,11 @@ class TrainSpec:
 
   @functools.cached_property
   def tx(self) -> optax.GradientTransformation:
-    return optax.sgd(self.learning_rate)
+    return optax.sgd(self.config.learning_rate)
 
   def preprocess(self, images: jax.Array) -> jax.Array:
     """uint8 images -> float32, scaled on the device inside the step."""
-    return images.astype(jnp.float32) / PIXEL_DIVISORS[self.pixel_scale]
+    return images.astype(jnp.float32) / PIXEL_DIVISORS[self.config.pixel_scale]
 
 
 @struct.dataclass
@@ -75,25 +68,24 @@ def init(key: jax.Array, spec: TrainSpec) -> TrainState:
   return TrainState(jnp.zeros((), jnp.int32), params, spec.tx.init(params), spec)
 
 
-def default_batch_parts() -> int:
-  """TrainSpec.batch_parts: 5 on CPU (of 1, 2, 4, 5 and 10 on 2 cores, 4 and 5 measured
-  fastest for LeNet), 1 elsewhere (an accelerator wants the whole batch at once)."""
+def default_micro_batches() -> int:
+  """5 on CPU (4 and 5 measured fastest for LeNet on 2 cores), 1 elsewhere (an accelerator
+  wants the whole batch at once)."""
   return 5 if jax.default_backend() == 'cpu' else 1
 
 
 def _loss(params, spec: TrainSpec, images: jax.Array, labels: jax.Array) -> jax.Array:
   """The summed loss over `images` divided by the batch size: their share of the batch mean."""
   outputs = spec.model.apply({'params': params}, spec.preprocess(images))
-  return jnp.sum(losses.OBJECTIVES[spec.objective].loss(outputs, labels)) / spec.batch_size
+  return jnp.sum(losses.OBJECTIVES[spec.objective].loss(outputs, labels)) / spec.config.batch_size
 
 
 def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
                    labels: jax.Array) -> tuple[jax.Array, Any]:
-  """The batch's mean loss and its gradient, summed over `spec.batch_parts` slices of the
-  batch, each differentiated on its own: the same numbers up to float rounding (tested), but
-  nothing joins the slices until the gradients are summed, so XLA's CPU runtime runs them
-  side by side on every core, each slice's activations staying in cache (measured)."""
-  parts = min(spec.batch_parts, len(images))
+  """The batch's mean loss and its gradient, summed over `micro_batches` slices of the batch,
+  each differentiated on its own: the same numbers up to float rounding (tested), and nothing
+  joins the slices before the sum, so XLA's CPU runtime runs them side by side."""
+  parts = min(spec.config.micro_batches, len(images))
   slices = zip(jnp.array_split(images, parts), jnp.array_split(labels, parts))
   results = [jax.value_and_grad(_loss)(params, spec, x, y) for x, y in slices]
   return jax.tree.map(lambda *per_slice: sum(per_slice), *results)
@@ -102,7 +94,7 @@ def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
 def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, jax.Array]:
   """One SGD step on `batch` = (uint8 images (B, 28, 28, 1), labels (B,)); returns the loss."""
   images, labels = batch
-  chex.assert_shape(images, (state.spec.batch_size, 28, 28, 1))
+  chex.assert_shape(images, (state.spec.config.batch_size, 28, 28, 1))
   loss, grads = loss_and_grads(state.params, state.spec, images, labels)
   updates, opt_state = state.spec.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -111,10 +103,10 @@ def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[T
 
 def epoch_indices(key: jax.Array, spec: TrainSpec, num_examples: int) -> jax.Array:
   """(steps_per_epoch, batch_size) example indices: a permutation, or uniform draws."""
-  shape = (spec.steps_per_epoch, spec.batch_size)
-  if spec.sampling == 'shuffle':
+  shape = (spec.steps_per_epoch, spec.config.batch_size)
+  if spec.config.sampling == 'shuffle':
     permutation = jax.random.permutation(key, num_examples)
-    return permutation[:spec.steps_per_epoch * spec.batch_size].reshape(shape)
+    return permutation[:spec.steps_per_epoch * spec.config.batch_size].reshape(shape)
   return jax.random.randint(key, shape, 0, num_examples)
 
 
@@ -149,41 +141,11 @@ def train_epoch(state: TrainState, key: jax.Array, images: jax.Array,
   return lax.scan(body, state, (indices, start + jnp.arange(n)))
 
 
-def evaluate(state: TrainState, images: jax.Array,
-             labels: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(summed loss, number correct, predictions per class) over the whole split, in
-  batches of eval_batch_size."""
-  spec, n = state.spec, images.shape[0]
-  batch = min(spec.eval_batch_size, n)
-  num_batches = -(-n // batch)
-  pad = num_batches * batch - n
-  weights = (jnp.arange(n + pad) < n).reshape(num_batches, batch)
-  images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(num_batches, batch, 28, 28, 1)
-  labels = jnp.pad(labels, (0, pad)).reshape(num_batches, batch)
-  objective = losses.OBJECTIVES[spec.objective]
-
-  def body(totals, xs):
-    x, y, w = xs
-    outputs = spec.model.apply({'params': state.params}, spec.preprocess(x))
-    loss = jnp.sum(jnp.where(w, objective.loss(outputs, y), 0.0))
-    correct = jnp.sum(w & objective.correct(outputs, y))
-    predicted = jnp.zeros(objective.num_classes, jnp.int32).at[objective.predict(outputs)].add(w)
-    return (totals[0] + loss, totals[1] + correct, totals[2] + predicted), None
-
-  zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
-          jnp.zeros(objective.num_classes, jnp.int32))
-  return lax.scan(body, zero, (images, labels, weights))[0]
-
-
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-  """Seed i of a run is the key of `--seed=seed+i`: runs of one seed can be compared."""
-  return jax.vmap(jax.random.key)(jnp.arange(seed, seed + num_seeds))
-
-
-def split_seed_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(init key, data key) of one seed; the data key is shared by every variant."""
-  init_key, data_key = jax.random.split(key)
-  return init_key, data_key
+def seed_keys(seed: int, num_seeds: int) -> tuple[jax.Array, jax.Array]:
+  """(init keys, data keys) of seeds seed .. seed + num_seeds - 1: seed i of a run is the
+  run of `--seed=seed+i`, and every variant shares the data keys."""
+  keys = jax.vmap(jax.random.split)(jax.vmap(jax.random.key)(jnp.arange(seed, seed + num_seeds)))
+  return keys[:, 0], keys[:, 1]
 
 
 def epoch_keys(data_keys: jax.Array, epoch: int) -> jax.Array:
@@ -193,8 +155,8 @@ def epoch_keys(data_keys: jax.Array, epoch: int) -> jax.Array:
 
 def over_seeds(fn, in_axes: tuple[int | None, ...]):
   """`jax.vmap(fn, in_axes)`, except that a seed axis of size 1 is indexed away and `fn`
-  called on the one seed: XLA's CPU backend runs LeNet's size-1 batched matmuls about 15%
-  slower than plain ones (measured). Either way the result has the leading seed axis."""
+  called on the one seed (XLA's CPU backend runs size-1 batched matmuls slower). Either way
+  the result has the leading seed axis."""
   def mapped(*args):
     seeded = [a for a, axis in zip(args, in_axes) if axis == 0]
     if {x.shape[0] for x in jax.tree.leaves(seeded)} != {1}:
@@ -206,4 +168,3 @@ def over_seeds(fn, in_axes: tuple[int | None, ...]):
 
 init_seeds = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
 train_epoch_seeds = jax.jit(over_seeds(train_epoch, (0, 0, None, None)), donate_argnums=0)
-evaluate_seeds = jax.jit(over_seeds(evaluate, (0, None, None)))

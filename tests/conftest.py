@@ -1,14 +1,35 @@
-"""Shared fixtures: the real MNIST shipped in data/mnist, loaded once per session."""
+"""Shared fixtures and helpers: the real MNIST shipped in data/mnist (loaded once per session),
+small configs and training specs."""
 
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnn_jax import data  # noqa: E402
+from dnn_jax import data, train  # noqa: E402
+from dnn_jax.experiments import make_config  # noqa: E402
+
+cpu_only = pytest.mark.skipif(jax.default_backend() != 'cpu',
+                              reason="checks XLA's CPU backend (its tanh, its kernels' speed path)")
+
+
+def small_config(experiment='linear', **overrides):
+  """A quick run: linear, both losses, 300 examples, one epoch, seeds 3, 4, 5 (overridable)."""
+  if experiment == 'linear':
+    overrides = dict(dict(loss='both', epochs=1, seed=3, num_seeds=3, train_examples=300),
+                     **overrides)
+  return make_config(experiment, **overrides)
+
+
+def make_spec(model, objective, steps_per_epoch, total_steps=None, experiment='linear',
+              **overrides):
+  """A TrainSpec of `model` for `steps_per_epoch` steps per epoch (and `total_steps`)."""
+  return train.TrainSpec(small_config(experiment, **overrides), model, objective, steps_per_epoch,
+                         total_steps or steps_per_epoch)
 
 
 @pytest.fixture(scope='session')

@@ -1,9 +1,9 @@
-"""Orbax checkpoints: round trip, eval after restore, resume after SIGKILL and SIGTERM
-bit-identical to an uninterrupted run, damaged checkpoints, mismatched configs."""
+"""Orbax checkpoints: round trip, damaged checkpoints, chunked epochs; and through the command
+line, eval after restore and resume after SIGKILL, SIGTERM or Ctrl-C with the commands the
+run printed, bit-identical to an uninterrupted run."""
 
 import gc
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,15 +14,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from dnn_jax import checkpoints, data, models, run, train
-from dnn_jax.config import ConfigError
-from tests.conftest import ROOT
-from tests.test_run import small_config
+from dnn_jax import checkpoints, data, models, train
+from tests.conftest import ROOT, make_spec
 
 
 def seeds_state(num_seeds=2):
-  spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 10, 5, 5)
-  init_keys, data_keys = jax.vmap(train.split_seed_key)(train.seed_keys(0, num_seeds))
+  spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
+                   batch_size=10)
+  init_keys, data_keys = train.seed_keys(0, num_seeds)
   return train.init_seeds(init_keys, spec), data_keys
 
 
@@ -32,8 +31,8 @@ def test_round_trip_preserves_structure_and_values(tmp_path):
   item = dict(state=state, data_keys=jax.random.key_data(data_keys), losses=np.arange(6.0))
   ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
   ckpts.save(7, item)
-  step, restored = ckpts.restore(checkpoints.abstract(item), None, print)
-  assert step == 7
+  restored = ckpts.restore(checkpoints.abstract(item), None, print)
+  assert int(restored['state'].step[0]) == 7
   assert jax.tree.structure(restored) == jax.tree.structure(item)
   assert isinstance(restored['state'], train.TrainState)
   assert restored['state'].spec == state.spec
@@ -79,9 +78,9 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
   else:
     next(p for _, p in files if p.name == '_METADATA').unlink()
   messages = []
-  step, item = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3).restore(
+  item = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3).restore(
       checkpoints.abstract(dict(state=state)), None, messages.append)
-  assert step == 1 and int(item['state'].step[0]) == 1
+  assert int(item['state'].step[0]) == 1
   assert 'step 2' in messages[0] and 'unreadable' in messages[0]
   assert (tmp_path / 'ckpt-unreadable' / '2').is_dir()  # set aside, not deleted
   assert (tmp_path / 'ckpt' / '1').is_dir()
@@ -98,24 +97,12 @@ def test_only_damaged_checkpoints_is_an_error_not_a_fresh_start(tmp_path):
     ckpts.restore(checkpoints.abstract(dict(state=state)), None, print)
 
 
-def test_mismatched_config_is_refused_naming_the_fields(tmp_path):
-  checkpoints.check_config(tmp_path, small_config(num_seeds=2))
-  checkpoints.check_config(tmp_path, small_config(num_seeds=2, mnist_dir='/elsewhere'))
-  with pytest.raises(ConfigError, match=r"learning_rate \(saved 0.0255, now 0.1\); num_seeds "
-                     r"\(saved 2, now 3\)\. .*--overwrite"):
-    checkpoints.check_config(tmp_path, small_config(num_seeds=3, learning_rate=0.1))
-  (tmp_path / 'checkpoints').mkdir()
-  checkpoints.check_config(tmp_path, small_config(num_seeds=3), overwrite=True)
-  assert not (tmp_path / 'checkpoints').exists()
-  assert json.loads((tmp_path / 'config.json').read_text())['num_seeds'] == 3
-
-
 def test_chunked_epochs_equal_whole_epochs(mnist_train):
   images, labels = mnist_train.images[:60], mnist_train.labels[:60]
   results = []
   for chunk in (0, 7):
-    spec = train.TrainSpec(models.LinearClassifier(), 'logistic', 0.01, 2, 30, 75,
-                           chunk_steps=chunk)
+    spec = make_spec(models.LinearClassifier(), 'logistic', 30, 75, batch_size=2,
+                     learning_rate=0.01, checkpoint_every_steps=chunk)
     state = train.init(jax.random.key(0), spec)
     epoch_fn = jax.jit(train.train_epoch)
     while int(state.step) < spec.total_steps:
@@ -166,11 +153,13 @@ def result_numbers(workdir):
 
 
 def interrupt(sig, cwd, *args, at_start=False):
-  """Start a run in `cwd`, wait for its first checkpoint (or only for its first line), send
-  `sig`: (return code, stdout, stderr, the workdir it printed)."""
+  """Start a run in `cwd`, wait for its first checkpoint (or, `at_start`, for its second line,
+  before the data is loaded), send `sig`: (return code, stdout, stderr, the workdir it
+  printed)."""
   process = main_process(*args, cwd=cwd)
   first_line = process.stdout.readline()
   workdir = cwd / printed_command(first_line, '--workdir=')
+  first_line += process.stdout.readline()
   deadline = time.time() + 240
   while not at_start and not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
     assert process.poll() is None and time.time() < deadline, process.communicate()
@@ -215,7 +204,7 @@ def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(uninte
 @pytest.mark.parametrize('sig, at_start, message', [
     (signal.SIGINT, False, 'interrupted by signal 2 at epoch 1'),
     (signal.SIGTERM, False, 'interrupted by signal 15 at epoch 1'),
-    (signal.SIGINT, True, 'aborted; no checkpoint was written yet'),
+    (signal.SIGINT, True, 'interrupted by signal 2 before training on from step 0: no checkpoint'),
 ], ids=['ctrl_c', 'sigterm', 'ctrl_c_at_start'])
 def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
     uninterrupted, tmp_path, sig, at_start, message):
@@ -240,22 +229,9 @@ def test_a_run_moves_between_platforms(uninterrupted):
   workdir, train_stdout = uninterrupted
   result = subprocess.run(
       [sys.executable, str(ROOT / 'main.py'), '--mode=eval', f'--workdir={workdir}',
-       '--conv_impl=xla', '--batch_parts=3', '--eval_batch_size=7',
+       '--kernels=stock', '--micro_batches=3', '--eval_batch_size=7',
        f'--mnist_dir={data.DEFAULT_MNIST_DIR}'], cwd=ROOT, text=True, capture_output=True,
       timeout=300)
   assert result.returncode == 0, result.stderr
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
   assert test_lines(result.stdout) == test_lines(train_stdout)
-
-
-def test_first_signal_requests_a_stop_and_second_aborts():
-  messages = []
-  before = signal.getsignal(signal.SIGTERM)
-  with run.stop_requests(messages.append) as stops:
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(0.01)  # let the handler run
-    assert stops == [signal.SIGTERM] and 'send it again to abort' in messages[0]
-    with pytest.raises(KeyboardInterrupt):
-      os.kill(os.getpid(), signal.SIGINT)
-      time.sleep(0.01)
-  assert signal.getsignal(signal.SIGTERM) is before

@@ -52,6 +52,10 @@ BAD_INPUTS = [
     (['--experiment=linear', '--train_examples=10', '--batch_size=11'], '--batch_size=11',
      'larger than the training set (10 examples); accepted: 1..10'),
     (['--no_such_flag=1'], 'no_such_flag', 'Unknown command line flag'),
+    (['--kernels=gpu'], '--kernels=gpu', 'auto|cpu|stock'),
+    (['--experiment=linear', '--protocol=course'], '--protocol=course',
+     'accepted for --experiment=linear: epochs, with_replacement'),
+    (['--seed=1099511627776'], '--seed=1099511627776', 'accepted: -2147483648..2147483647'),
 ]
 
 

@@ -1,12 +1,12 @@
-"""LeNet-5's C3 mask and parameter counts, the convolution, and PyTorch-style init."""
+"""LeNet-5's C3 mask and parameter counts, the masked kernel, and PyTorch-style init."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import linen as nn
 
 from dnn_jax import models, train
+from tests.conftest import make_spec
 
 
 def lenet_params(c3, initializer='torch'):
@@ -53,57 +53,14 @@ def test_masked_weights_start_at_zero_and_get_zero_gradient():
 
 
 def test_masked_weights_stay_zero_through_training(mnist_train):
-  spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 50, 5, 5)
+  spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
+                   batch_size=50)
   state = train.init(jax.random.key(0), spec)
   state, _ = jax.jit(train.train_epoch)(state, jax.random.key(1), mnist_train.images[:500],
                                         mnist_train.labels[:500])
   kernel = np.asarray(state.params['C3']['kernel'])
   off = np.broadcast_to(models.c3_mask() == 0, kernel.shape)
   assert np.all(kernel[off] == 0) and np.all(kernel[~off] != 0)
-
-
-@pytest.mark.parametrize('padding', [0, 2])
-def test_patches_conv_equals_xla_conv_with_gradients(padding):
-  x = jax.random.normal(jax.random.key(0), (6, 3, 14, 14))  # channels-first (C, B, H, W)
-  kernel = jax.random.normal(jax.random.key(1), (5, 5, 6, 16))
-  cotangent = jax.random.normal(jax.random.key(2), (16, 3, 10 + 2 * padding, 10 + 2 * padding))
-
-  def conv_and_grads(impl):
-    y, vjp = jax.vjp(lambda x, k: models.conv2d(x, k, padding, impl), x, kernel)
-    return (y, *vjp(cotangent))
-
-  for patches, xla in zip(conv_and_grads('patches'), conv_and_grads('xla')):
-    np.testing.assert_allclose(patches, xla, rtol=1e-4, atol=1e-3)
-
-
-def test_tanh_and_its_gradient_equal_jax_tanh_bit_for_bit():
-  bits = np.arange(0, 2**32, 997, dtype=np.uint64).astype(np.uint32)
-  x = jnp.asarray(bits.view(np.float32))  # 4.3 million: every exponent, +-0, inf, nan, subnormals
-  np.testing.assert_array_equal(jax.jit(models.tanh)(x), jax.jit(jnp.tanh)(x))
-  x = jnp.linspace(-10, 10, 10_001)
-  grad = lambda f: jax.jit(jax.vmap(jax.grad(f)))(x)
-  np.testing.assert_array_equal(grad(models.tanh), grad(jnp.tanh))
-
-
-def test_avg_pool2_and_its_gradient_equal_flax_avg_pool():
-  x = jax.random.normal(jax.random.key(0), (6, 3, 10, 10))  # pools the last two axes
-  cotangent = jax.random.normal(jax.random.key(1), (6, 3, 5, 5))
-  flax_pool = lambda x: nn.avg_pool(x[..., None], (2, 2), strides=(2, 2))[..., 0]
-
-  def pool_and_grad(fn):
-    y, vjp = jax.vjp(fn, x)
-    return y, vjp(cotangent)[0]
-
-  for ours, flax in zip(pool_and_grad(models.avg_pool2), pool_and_grad(flax_pool)):
-    np.testing.assert_allclose(ours, flax, rtol=1e-6, atol=1e-6)
-
-
-def test_lenet_output_same_for_both_conv_impls():
-  model, params = lenet_params('sparse')
-  x = jax.random.uniform(jax.random.key(2), (8, 28, 28, 1))
-  np.testing.assert_allclose(
-      models.LeNet5(c3='sparse', conv_impl='xla').apply({'params': params}, x),
-      model.apply({'params': params}, x), rtol=1e-4, atol=1e-5)
 
 
 def test_torch_init_bounds_follow_fan_in():

@@ -1,7 +1,5 @@
 """The pure training functions: jit/non-jit agreement, determinism, no recompilation,
-and the accuracy claims on the real MNIST."""
-
-import dataclasses
+micro-batches, sampling, and the accuracy claims on the real MNIST."""
 
 import chex
 import jax
@@ -9,13 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import data, models, train
+from dnn_jax import data, evaluate, kernels, models, train
+from tests.conftest import make_spec
 
 
-def linear_spec(steps_per_epoch=20, total_steps=None, **kwargs):
-  return train.TrainSpec(models.LinearClassifier(), kwargs.pop('objective', 'logistic'),
-                         255e-4, kwargs.pop('batch_size', 1), steps_per_epoch,
-                         total_steps or steps_per_epoch, **kwargs)
+def linear_spec(steps_per_epoch=20, total_steps=None, objective='logistic', **overrides):
+  return make_spec(models.LinearClassifier(), objective, steps_per_epoch, total_steps, **overrides)
+
+
+def lenet_spec(batch_size, steps, c3='sparse', **overrides):
+  return make_spec(models.LeNet5(c3=c3, kernels=kernels.default_kernels()), 'cross_entropy',
+                   steps, experiment='lenet', batch_size=batch_size, **overrides)
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +29,7 @@ class TrainStepTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_jit_and_non_jit_steps_agree(self):
-    spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 8, 1, 1)
+    spec = lenet_spec(batch_size=8, steps=1, micro_batches=1)
     state = train.init(jax.random.key(0), spec)
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     labels = jnp.arange(8) % 10
@@ -39,22 +41,23 @@ class TrainStepTest(chex.TestCase):
     chex.assert_trees_all_equal_shapes(new_state.params, state.params)
 
 
-@pytest.mark.parametrize('batch_parts', [3, 5])
-def test_batch_parts_change_neither_loss_nor_step(batch_parts):
-  spec = train.TrainSpec(models.LeNet5(c3='sparse'), 'cross_entropy', 0.1, 7, 1, 1)
-  state = train.init(jax.random.key(0), spec)
+@pytest.mark.parametrize('micro_batches', [3, 5])
+def test_micro_batches_change_neither_loss_nor_step(micro_batches):
   images = jax.random.randint(jax.random.key(1), (7, 28, 28, 1), 0, 256).astype(jnp.uint8)
   batch = images, jnp.arange(7) % 10  # 7 = 3 + 2 + 2: unequal slices
-  whole, whole_loss = train.train_step(state, batch)
-  split = train.init(jax.random.key(0), dataclasses.replace(spec, batch_parts=batch_parts))
-  split, split_loss = train.train_step(split, batch)
+  step = jax.jit(train.train_step)
+  state = train.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=1))
+  whole, whole_loss = step(state, batch)
+  split = train.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1,
+                                                   micro_batches=micro_batches))
+  split, split_loss = step(split, batch)
   chex.assert_trees_all_close(split.params, whole.params, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(split_loss, whole_loss, rtol=1e-6)
   assert not np.allclose(split.params['F7']['bias'], state.params['F7']['bias'])  # a real step
 
 
 def run_epochs(spec, split, epochs, seed=0):
-  init_keys, data_keys = jax.vmap(train.split_seed_key)(train.seed_keys(seed, 1))
+  init_keys, data_keys = train.seed_keys(seed, 1)
   state = train.init_seeds(init_keys, spec)
   for epoch in range(epochs):
     state, step_losses = train.train_epoch_seeds(
@@ -107,19 +110,8 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
   assert int(exact.step[0]) == 70
 
 
-def test_evaluate_counts_every_example_once(binary_train, mnist_test):
-  test = data.binary_4_vs_9(mnist_test)
-  state = train.init(jax.random.key(0), linear_spec(eval_batch_size=300))  # 1991 = 6*300 + 191
-  loss_sum, correct, predicted = train.evaluate(state, test.images, test.labels)
-  f = state.spec.model.apply({'params': state.params}, test.images.astype(np.float32) / 255)
-  assert int(correct) == int(np.sum(np.asarray(f) * test.labels >= 0))
-  expected = np.sum(np.logaddexp(0, -np.asarray(f) * test.labels))
-  assert float(loss_sum) == pytest.approx(float(expected), rel=1e-4)
-  np.testing.assert_array_equal(predicted, [np.sum(np.asarray(f) < 0), np.sum(np.asarray(f) >= 0)])
-
-
 def evaluate_accuracy(state, test):
-  _, correct, _ = train.evaluate_seeds(state, test.images, test.labels)
+  _, correct, _ = evaluate.evaluate_seeds(state, test.images, test.labels)
   return float(correct[0]) / len(test.labels)
 
 
@@ -133,7 +125,6 @@ def test_linear_reaches_94_percent_in_three_epochs(binary_train, mnist_test, obj
 
 @pytest.mark.parametrize('c3', models.C3_VARIANTS)
 def test_lenet_reaches_85_percent_after_300_steps(mnist_train, mnist_test, c3):
-  spec = train.TrainSpec(models.LeNet5(c3=c3, conv_impl=models.default_conv_impl()),
-                         'cross_entropy', 0.1, 100, 300, 300)
+  spec = lenet_spec(batch_size=100, steps=300, c3=c3)
   state, _ = run_epochs(spec, data.first(mnist_train, 30_000), 1)
   assert evaluate_accuracy(state, mnist_test) >= 0.85

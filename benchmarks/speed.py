@@ -1,17 +1,15 @@
-"""Benchmark suite: training and evaluation speed of every experiment, 1 to 32 vmapped seeds.
+"""Benchmark suite: training and evaluation speed of every course protocol, 1 to 32 vmapped seeds.
 
-  python -m benchmarks.run                 # every case, full epochs (about 15 min on 2 CPU cores)
-  python -m benchmarks.run --cases=lenet --seed_counts=1 --repeats=5
-  python -m benchmarks.run --quick         # a smoke run (CI): tiny slices, one repeat
+  python -m benchmarks.speed                 # every case, full epochs (about 15 min on 2 CPU cores)
+  python -m benchmarks.speed --cases=lenet/course --seed_counts=1 --repeats=5
+  python -m benchmarks.speed --quick         # a smoke run (CI): tiny slices, one repeat
 
-Per case, variant and seed count: compile time; steady-state time per epoch (the median of
---repeats epochs after a warm-up epoch, each ended by `block_until_ready`); the whole run
-(epochs x epoch time, the course's protocol); images/s (all seeds); evaluation images/s on
-the test split; FLOP/s achieved, from XLA's own cost analysis of the compiled training step,
-and its share of the device's measured float32 matmul rate; and the memory XLA plans for the
-epoch.
-Writes a Markdown table and a JSON file (device, versions, command line). Takes the same
-data flags as main.py (--mnist_dir, ...).
+Per case (a protocol, both variants), and seed count: compile time; steady-state time per
+epoch (the median of --repeats epochs after a warm-up epoch, each ended by
+`block_until_ready`); the whole run (epochs x epoch time); images/s (all seeds); evaluation
+images/s on the test split; FLOP/s achieved, from XLA's own cost analysis of the compiled
+training step, and its share of the device's measured float32 matmul rate; and the memory
+XLA plans for the epoch. Writes a Markdown table and a JSON file (device, versions, command).
 """
 
 from __future__ import annotations
@@ -25,19 +23,16 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-import main as cli  # defines the experiment flags; config_from_flags reads them
-from dnn_jax import data, report, run, train
-from experiments import EXPERIMENTS
+from dnn_jax import data, evaluate, programs, report, train
+from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config
 
 FLAGS = flags.FLAGS
-CASES = {  # case -> (flag values, unset flags keeping main.py's defaults; default seed counts)
-    'lenet': (dict(experiment='lenet', c3='both'), (1, 8, 32)),
-    'linear': (dict(experiment='linear', loss='both'), (1, 8)),
-    'linear_with_replacement': (dict(experiment='linear', loss='both', sampling='with_replacement',
-                                     steps=50_000, pixel_scale='raw', learning_rate=1e-4,
-                                     bias=True), (1, 8)),
+CASES = {  # experiment/protocol -> default seed counts (ratios are against the first)
+    'lenet/course': (1, 8, 32),
+    'linear/epochs': (1, 8),
+    'linear/with_replacement': (1, 8),
 }
-flags.DEFINE_list('cases', list(CASES), 'Cases to run.')
+flags.DEFINE_list('cases', list(CASES), 'Protocols to run, as experiment/protocol.')
 flags.DEFINE_list('seed_counts', [], 'Seed counts for every case; default: 1, 8, 32 for '
                   'LeNet and 1, 8 for linear. Ratios are against the first.')
 flags.DEFINE_integer('repeats', 3, 'Timed epochs per case (after one warm-up epoch).')
@@ -64,62 +59,52 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n**3 / seconds
 
 
-def train_step_flops(prepared: run.CompiledTraining) -> float:
+def train_step_flops(program: programs.Program) -> float:
   """FLOPs of one training step of every seed, from XLA's cost analysis of the compiled step
   (the epoch's own analysis counts its loop body once, plus the epoch's shuffling)."""
-  batch = tuple(jax.ShapeDtypeStruct((prepared.setup.spec.batch_size, *a.shape[1:]), a.dtype)
-                for a in (prepared.images, prepared.labels))
+  batch = tuple(jax.ShapeDtypeStruct((program.setup.spec.config.batch_size, *a.shape[1:]), a.dtype)
+                for a in (program.images, program.labels))
   step = jax.jit(jax.vmap(train.train_step, in_axes=(0, None)))
-  return step.lower(prepared.setup.abstract_state, batch).compile().cost_analysis()['flops']
-
-
-def set_flags(values: dict) -> None:
-  """Set `values`, every other flag a case or --quick may set back to its default."""
-  for name in {'train_examples', 'steps', 'num_seeds'}.union(*(v for v, _ in CASES.values())):
-    FLAGS[name].value = FLAGS[name].default
-  for name, value in values.items():
-    FLAGS[name].value = value
+  return step.lower(program.setup.abstract_state, batch).compile().cost_analysis()['flops']
 
 
 def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
-  values = dict(CASES[case][0], num_seeds=num_seeds)
-  if case == 'lenet':
-    values['train_examples'] = FLAGS.lenet_examples
-  if FLAGS.quick:
-    values.update(train_examples=200, steps=0)
-  set_flags(values)
-  config = cli.config_from_flags(FLAGS.experiment)
-  experiment = EXPERIMENTS[config.experiment]
-  train_split, test_split = experiment.load_data(config)
+  experiment, protocol = case.split('/')
+  train_examples = 200 if FLAGS.quick else (FLAGS.lenet_examples if experiment == 'lenet' else 0)
+  config = make_config(experiment, protocol, num_seeds=num_seeds, train_examples=train_examples,
+                       steps=0 if FLAGS.quick else None,
+                       **{EXPERIMENTS[experiment].VARIANT_SETTING: BOTH})
+  module = EXPERIMENTS[experiment]
+  train_split, test_split = module.load_data(config)
   if FLAGS.quick:
     test_split = data.first(test_split, 200)
   repeats = 1 if FLAGS.quick else FLAGS.repeats
   rows = []
   for variant in config.variants:
-    prepared = run.compile_training(config, experiment, variant, train_split)
-    keys, state = train.epoch_keys(prepared.setup.data_keys, 0), [prepared.state]
+    program = programs.compile_program(config, module, variant, train_split)
+    keys, state = train.epoch_keys(program.setup.data_keys, 0), [program.state]
 
     def epoch():  # the epoch donates its input state: carry the output along
-      state[0], losses = prepared.epoch_fn(state[0], keys, prepared.images, prepared.labels)
+      state[0], losses = program.epoch_fn(state[0], keys, program.images, program.labels)
       return losses
 
     epoch_s, times = median_time(epoch, repeats)
-    test_images, test_labels = jax.device_put(tuple(test_split), prepared.setup.replicated)
-    eval_s, _ = median_time(lambda: train.evaluate_seeds(state[0], test_images, test_labels),
+    test_images, test_labels = jax.device_put(tuple(test_split), program.setup.placement.replicated)
+    eval_s, _ = median_time(lambda: evaluate.evaluate_seeds(state[0], test_images, test_labels),
                             repeats)
-    spec = prepared.setup.spec
-    step_flops = train_step_flops(prepared)
+    spec = program.setup.spec
+    step_flops = train_step_flops(program)
     flops_per_s = step_flops * spec.steps_per_epoch / epoch_s
     epochs = config.num_epochs(len(train_split.labels))
     rows.append(dict(
         case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=spec.steps_per_epoch,
-        batch_size=config.batch_size, epochs=epochs, compile_s=prepared.compile_time_s,
+        batch_size=config.batch_size, epochs=epochs, compile_s=program.compile_time_s,
         epoch_s=epoch_s, epoch_times_s=times, run_s=epochs * epoch_s,
         us_per_step=1e6 * epoch_s / spec.steps_per_epoch,
         images_per_s=num_seeds * spec.steps_per_epoch * config.batch_size / epoch_s,
         eval_images_per_s=num_seeds * len(test_labels) / eval_s,
         step_flops=step_flops, flops_per_s=flops_per_s, share_of_matmul_peak=flops_per_s / peak,
-        memory_bytes=prepared.memory_estimate_bytes))
+        memory_bytes=program.memory_estimate_bytes))
   return rows
 
 
@@ -151,11 +136,15 @@ def variant_ratios(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
   del argv
+  unknown = [case for case in FLAGS.cases if case not in CASES]
+  if unknown:
+    print(f'error: --cases={",".join(unknown)}: accepted: {", ".join(CASES)}', file=sys.stderr)
+    return 2
   peak = matmul_flops_per_s(256 if FLAGS.quick else 2048)
   rows = [r for case in FLAGS.cases
-          for n in (FLAGS.seed_counts or CASES[case][1]) for r in benchmark(case, int(n), peak)]
+          for n in (FLAGS.seed_counts or CASES[case]) for r in benchmark(case, int(n), peak)]
   header = (f'Device: {report.device_description()}; float32 matmul peak (measured): '
             f'{peak / 1e9:,.0f} GFLOP/s; command: {" ".join(sys.argv)}')
   text = f'{header}\n\n{markdown(rows)}\n\nTime ratios of the two variants:\n{variant_ratios(rows)}\n'
@@ -166,7 +155,8 @@ def main(argv: list[str]) -> None:
   report.write_json(out.with_suffix('.json'), dict(
       device=report.device_description(), versions=report.versions(), command=' '.join(sys.argv),
       quick=FLAGS.quick, matmul_flops_per_s=peak, rows=rows))
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main)

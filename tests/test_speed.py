@@ -1,4 +1,4 @@
-"""The benchmark script runs end to end in --quick mode (no timing is asserted)."""
+"""The speed benchmark runs end to end in --quick mode (no timing is asserted)."""
 
 import json
 import subprocess
@@ -10,12 +10,12 @@ from tests.conftest import ROOT
 def test_quick_benchmark_writes_table_and_json(tmp_path):
   out = tmp_path / 'bench'
   result = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.run', '--quick', '--cases=linear',
+      [sys.executable, '-m', 'benchmarks.speed', '--quick', '--cases=linear/epochs',
        '--seed_counts=1,2', f'--out={out}'], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-2000:]
   rows = json.loads(out.with_suffix('.json').read_text())['rows']
   assert {(r['case'], r['variant'], r['num_seeds']) for r in rows} == {
-      ('linear', variant, n) for variant in ('logistic', 'sum_of_squares') for n in (1, 2)}
+      ('linear/epochs', variant, n) for variant in ('logistic', 'sum_of_squares') for n in (1, 2)}
   for r in rows:
     assert r['epoch_s'] > 0 and r['compile_s'] > 0 and r['eval_images_per_s'] > 0
     assert r['run_s'] == r['epochs'] * r['epoch_s']
@@ -23,3 +23,11 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     assert r['step_flops'] >= 2 * 784 * r['num_seeds'] and 0 < r['share_of_matmul_peak']
   table = out.with_suffix('.md').read_text()
   assert table.count('\n| ') == 1 + 4 and 'Device: ' in table  # header and 4 rows
+
+
+def test_an_unknown_case_is_one_line_and_exit_2(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'benchmarks.speed', '--cases=resnet',
+                           f'--out={tmp_path / "bench"}'], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 2 and result.stderr.strip().count('\n') == 0
+  assert '--cases=resnet' in result.stderr and 'linear/with_replacement' in result.stderr

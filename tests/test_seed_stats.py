@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from dnn_jax import metrics
+from dnn_jax import seed_stats
 
 
 def test_summary_on_known_numbers():
-  s = metrics.summary([1.0, 2.0, 3.0, 4.0])
+  s = seed_stats.summary([1.0, 2.0, 3.0, 4.0])
   assert s == dict(mean=2.5, std=pytest.approx(math.sqrt(5 / 3)), min=1.0, max=4.0, n=4)
-  assert metrics.summary([7.0])['std'] == 0.0
+  assert seed_stats.summary([7.0])['std'] == 0.0
 
 
 def student_t_tail(t, df, n=200_000):
@@ -34,7 +34,7 @@ def student_t_quantile(q, df):
 def test_welch_on_a_hand_computed_example():
   # a: mean 2, var 1 (n=3); b: mean 5, var 4 (n=3). se^2 = 1/3 + 4/3 = 5/3,
   # df = (5/3)^2 / ((1/3)^2/2 + (4/3)^2/2) = 50/17, t = -3 / sqrt(5/3).
-  w = metrics.welch([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+  w = seed_stats.welch([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
   assert w['diff'] == pytest.approx(-3.0)
   assert w['df'] == pytest.approx(50 / 17)
   assert w['t'] == pytest.approx(-3 / math.sqrt(5 / 3))
@@ -45,8 +45,8 @@ def test_welch_on_a_hand_computed_example():
 
 
 def test_welch_degenerate_cases():
-  assert math.isnan(metrics.welch([1.0], [2.0, 3.0])['p'])
-  same = metrics.welch([1.0, 1.0], [1.0, 1.0])
+  assert math.isnan(seed_stats.welch([1.0], [2.0, 3.0])['p'])
+  same = seed_stats.welch([1.0, 1.0], [1.0, 1.0])
   assert same['diff'] == 0 and math.isnan(same['p'])
 
 
@@ -59,7 +59,7 @@ def variants(collapsed_b):
 
 
 def test_variance_table_marks_and_excludes_collapsed_seeds():
-  table = metrics.variance_table(variants([False, True, False]), [10, 11, 12])
+  table = seed_stats.variance_table(variants([False, True, False]), [10, 11, 12])
   lines = table.splitlines()
   assert lines[0].startswith('| seed | logistic test accuracy (%) | sum_of_squares test accuracy')
   assert '| 11 | 96.00 | 49.32 (collapsed) |' in table
@@ -71,8 +71,8 @@ def test_variance_table_marks_and_excludes_collapsed_seeds():
 
 
 def test_variance_table_without_collapse_has_one_set_of_statistics():
-  table = metrics.variance_table(variants([False] * 3), [0, 1, 2])
+  table = seed_stats.variance_table(variants([False] * 3), [0, 1, 2])
   assert '(no collapse)' not in table and 'non-collapsed' not in table
-  w = metrics.welch([0.95, 0.96, 0.97], [0.94, 0.4932, 0.92])
+  w = seed_stats.welch([0.95, 0.96, 0.97], [0.94, 0.4932, 0.92])
   assert f'p = {w["p"]:.3g}' in table
   assert np.isfinite(w['p'])

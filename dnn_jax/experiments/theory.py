@@ -1,8 +1,8 @@
 """The course's pen-and-paper results, checked against what JAX computes.
 
 Command:  python main.py --experiment=theory
-Expected: the five results (result 3 in two parts: six checks), each PASS; writes theory.md and filters.png to --workdir; exits
-non-zero if any check fails.
+Expected: the five results (result 3 in two parts: six checks), each PASS; writes theory.md
+and filters.png to --workdir; exits non-zero if any check fails.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from matplotlib.figure import Figure
 
-from dnn_jax import data, theory
-from dnn_jax.plots import plt
+from dnn_jax import data, homework
 
 NAME = 'theory'
 
 
-def run_checks(digit: np.ndarray, key: jax.Array) -> dict[str, theory.Check]:
+def run_checks(digit: np.ndarray, key: jax.Array) -> dict[str, homework.Check]:
   """The five results (3 in two parts), on an MNIST digit (float, [0, 1]) and random data."""
   keys = jax.random.split(key, 4)
   random_image = np.asarray(jax.random.uniform(keys[0], (20, 20)))
-  return {'1': theory.check_finite_differences(digit), '2': theory.check_mean_filter(random_image),
-          '3a': theory.check_rgb_to_gray(keys[1]), '3b': theory.check_bottleneck(),
-          '4': theory.check_pool_commutes(keys[2]), '5': theory.check_backprop(keys[3])}
+  return {'1': homework.check_finite_differences(digit), '2': homework.check_mean_filter(random_image),
+          '3a': homework.check_rgb_to_gray(keys[1]), '3b': homework.check_bottleneck(),
+          '4': homework.check_pool_commutes(keys[2]), '5': homework.check_backprop(keys[3])}
 
 
-def report(checks: dict[str, theory.Check]) -> str:
+def report(checks: dict[str, homework.Check]) -> str:
   lines = ['# The course\'s pen-and-paper results, checked', '',
            '| # | claim | check | numbers | result |', '|---|---|---|---|---|']
   for label, c in checks.items():
@@ -47,17 +47,18 @@ def synthetic_rgb(size: int = 64) -> np.ndarray:
 
 def filters_figure(digit: np.ndarray, path: str | Path) -> None:
   x = jax.numpy.asarray(digit)[None, :, :, None]
-  diffs = np.asarray(theory.conv(x, theory.finite_difference_kernels(), 1))[0]
-  means = {k: np.asarray(theory.conv(x, jax.numpy.asarray(theory.mean_kernel(k))[:, :, None, None],
+  diffs = np.asarray(homework.conv(x, homework.finite_difference_kernels(), 1))[0]
+  means = {k: np.asarray(homework.conv(x, jax.numpy.asarray(homework.mean_kernel(k))[:, :, None, None],
                                      'SAME'))[0, :, :, 0] for k in (3, 5)}
   rgb = synthetic_rgb()
-  gray = np.asarray(theory.rgb_to_gray(jax.numpy.asarray(rgb)[None]))[0, :, :, 0]
+  gray = np.asarray(homework.rgb_to_gray(jax.numpy.asarray(rgb)[None]))[0, :, :, 0]
   panels = [(digit, 'MNIST test digit', 'gray'),
             (diffs[..., 0], 'X[i+1,j] - X[i,j] (w1)', 'RdBu_r'),
             (diffs[..., 1], 'X[i,j+1] - X[i,j] (w2)', 'RdBu_r'),
             (means[3], '3x3 mean filter', 'gray'), (means[5], '5x5 mean filter', 'gray'),
             (rgb, 'synthetic RGB image', None), (gray, 'gray by 1x1 conv (.299,.587,.114)', 'gray')]
-  fig, axes = plt.subplots(2, 4, figsize=(12, 7), dpi=110)
+  fig = Figure(figsize=(12, 7), dpi=110)
+  axes = fig.subplots(2, 4)
   for ax, (image, title, cmap) in zip(axes.flat, panels):
     limit = np.abs(image).max() if cmap == 'RdBu_r' else None
     ax.imshow(image, cmap=cmap, vmin=-limit if limit else None, vmax=limit)
@@ -67,10 +68,10 @@ def filters_figure(digit: np.ndarray, path: str | Path) -> None:
   fig.suptitle('Filters of the course, computed with jax.lax.conv_general_dilated')
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
 
 
-def run(mnist_dir: str, tfds_data_dir: str | None, workdir: str | Path, seed: int) -> bool:
+def check_and_report(mnist_dir: str, tfds_data_dir: str | None, workdir: str | Path,
+                     seed: int) -> bool:
   """Print the report, write theory.md and filters.png; True if every check passes."""
   test = data.load_mnist('test', mnist_dir, tfds_data_dir)
   digit = test.images[0, :, :, 0].astype(np.float32) / 255

@@ -1,0 +1,41 @@
+"""The course's experiments, one module each, and their named protocols.
+
+Each experiment module defines NAME, VARIANT_SETTING (the flag choosing variants), VARIANTS,
+PROTOCOLS (name -> the setting values of one course protocol; the first is the default),
+`load_data(config)`, `make_model(config, variant)` and `objective(variant)`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from dnn_jax import kernels, train
+from dnn_jax.config import AUTO, Config, ConfigError
+from dnn_jax.experiments import lenet, linear
+
+EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (lenet, linear)}
+BOTH = 'both'  # the variant choice that trains every variant
+
+
+def make_config(experiment: str, protocol: str | None = None, **overrides: Any) -> Config:
+  """The Config of `protocol` (default: the experiment's first) with `overrides` (None: keep
+  the protocol's value); the variant setting may be `both`; `auto` settings resolved."""
+  if experiment not in EXPERIMENTS:
+    raise ConfigError(f'--experiment={experiment}: accepted: {", ".join(EXPERIMENTS)}')
+  module = EXPERIMENTS[experiment]
+  protocol = protocol or next(iter(module.PROTOCOLS))
+  if protocol not in module.PROTOCOLS:
+    raise ConfigError(f'--protocol={protocol}: accepted for --experiment={experiment}: '
+                      f'{", ".join(module.PROTOCOLS)}')
+  values = {**module.PROTOCOLS[protocol], **{k: v for k, v in overrides.items() if v is not None}}
+  choice = values.pop(module.VARIANT_SETTING)
+  if choice not in (*module.VARIANTS, BOTH):
+    raise ConfigError(f'--{module.VARIANT_SETTING}={choice}: accepted: '
+                      f'{", ".join((*module.VARIANTS, BOTH))}')
+  if values.get('kernels', AUTO) == AUTO:
+    values['kernels'] = kernels.default_kernels()
+  if not values.get('micro_batches'):
+    values['micro_batches'] = train.default_micro_batches()
+  return Config(experiment=experiment, protocol=protocol,
+                variants=module.VARIANTS if choice == BOTH else (choice,), **values)

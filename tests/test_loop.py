@@ -1,0 +1,24 @@
+"""The training loop: seed i of a vmapped run is the single run of that seed."""
+
+import numpy as np
+import pytest
+
+from dnn_jax import loop
+from dnn_jax.experiments import linear
+from tests.conftest import small_config
+
+
+@pytest.fixture(scope='module')
+def splits():
+  return linear.load_data(small_config())
+
+
+def test_seed_i_of_a_vmapped_run_equals_a_single_run(splits):
+  many = loop.train_variant(small_config(num_seeds=3), linear, 'logistic', *splits, log=print)
+  for i in range(3):
+    one = loop.train_variant(small_config(seed=3 + i, num_seeds=1), linear, 'logistic',
+                             *splits, log=print)
+    np.testing.assert_allclose(one['step_losses'][0], many['step_losses'][i], rtol=1e-5)
+    assert one['correct'][0] == many['correct'][i]
+    assert one['test_loss'][0] == pytest.approx(many['test_loss'][i], rel=1e-5)
+
