@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import app, flags, logging
 
 from dnn_jax import data, evaluate, programs, report, train
 from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config
@@ -138,6 +138,7 @@ def variant_ratios(rows: list[dict]) -> str:
 
 def main(argv: list[str]) -> int:
   del argv
+  logging.set_verbosity(logging.WARNING)  # no INFO lines about absent TPU backends
   unknown = [case for case in FLAGS.cases if case not in CASES]
   if unknown:
     print(f'error: --cases={",".join(unknown)}: accepted: {", ".join(CASES)}', file=sys.stderr)
