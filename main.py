@@ -46,9 +46,9 @@ def _define_setting_flags() -> None:
       continue
     by_protocol = _protocol_values(field.name)
     default = None if by_protocol or field.default is dataclasses.MISSING else field.default
-    defaults = [str(field.default)] if by_protocol and field.default is not dataclasses.MISSING else []
-    help_text = field.metadata['help'] + (
-        f' (default: {"; ".join([*defaults, by_protocol])})' if by_protocol else '')
+    if by_protocol and field.default is not dataclasses.MISSING:
+      by_protocol = f'{field.default}; {by_protocol}'
+    help_text = field.metadata['help'] + (f' (default: {by_protocol})' if by_protocol else '')
     if field.metadata['choices']:
       flags.DEFINE_enum(field.name, default, list(field.metadata['choices']), help_text)
     else:
@@ -120,7 +120,8 @@ def config_to_evaluate(workdir: Path) -> Config:
   if FLAGS[EXPERIMENTS[current.experiment].VARIANT_SETTING].present:
     given.add('variants')
   relocatable = {f.name for f in dataclasses.fields(Config) if not f.metadata['identity']}
-  return dataclasses.replace(saved, **{name: getattr(current, name) for name in given | relocatable})
+  return dataclasses.replace(saved, **{name: getattr(current, name)
+                                       for name in given | relocatable})
 
 
 # Flags a next command sets itself (and --overwrite, which must never be repeated).

@@ -7,7 +7,6 @@ tests' configs are all derived from it; each course protocol sets some of them b
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Mapping, NamedTuple
 
 from dnn_jax import data, kernels, models
@@ -82,9 +81,10 @@ class Config:
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
-      value, (choices, check) = getattr(self, field.name), _rules(field)
-      if choices and value not in choices:
-        raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(choices)}')
+      value, rules = getattr(self, field.name), field.metadata
+      if rules['choices'] and value not in rules['choices']:
+        raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(rules["choices"])}')
+      check = rules['check']
       if check and not check.accepts(value):
         raise ConfigError(f'--{field.name}={value}: --{field.name} {check.message}')
     low, high = SEED_RANGE
@@ -113,11 +113,7 @@ class Config:
 
   def num_epochs(self, num_train: int) -> int:
     """Epochs run: --epochs, or as many (the last maybe partial) as --steps needs."""
-    return math.ceil(self.total_steps(num_train) / self.steps_per_epoch(num_train))
-
-
-def _rules(field: dataclasses.Field) -> tuple[tuple[str, ...], Check | None]:
-  return field.metadata['choices'], field.metadata['check']
+    return -(-self.total_steps(num_train) // self.steps_per_epoch(num_train))
 
 
 def identity_fields() -> tuple[str, ...]:

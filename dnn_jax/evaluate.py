@@ -73,4 +73,5 @@ def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str, nu
     raise checkpoints.NothingToEvaluate(f'no checkpoint in {ckpts.directory}')
   log(f'[{variant}] restored checkpoint at step {int(restored.state.step[0])} from '
       f'{ckpts.directory}')
-  return evaluate_variant(config, variant, restored.state, test_split, ready.placement.replicated, log)
+  return evaluate_variant(config, variant, restored.state, test_split,
+                          ready.placement.replicated, log)

@@ -138,7 +138,8 @@ def _avg_pool2_bwd(_, dy):
 avg_pool2.defvjp(lambda x: (avg_pool2(x), None), _avg_pool2_bwd)
 
 
-OPS = {'cpu': Ops(patches_conv, tanh, avg_pool2), 'stock': Ops(stock_conv, jnp.tanh, stock_avg_pool)}
+OPS = {'cpu': Ops(patches_conv, tanh, avg_pool2),
+       'stock': Ops(stock_conv, jnp.tanh, stock_avg_pool)}
 KERNELS = tuple(OPS)
 
 

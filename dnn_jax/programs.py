@@ -22,7 +22,8 @@ class Setup:
   placement: placement.Placement
 
 
-def make_spec(config: Config, experiment: ModuleType, variant: str, num_train: int) -> train.TrainSpec:
+def make_spec(config: Config, experiment: ModuleType, variant: str,
+              num_train: int) -> train.TrainSpec:
   return train.TrainSpec(config, experiment.make_model(config, variant),
                          experiment.objective(variant), config.steps_per_epoch(num_train),
                          config.total_steps(num_train))

@@ -25,7 +25,8 @@ def test_protocols_set_their_values_and_overrides_win():
   assert (raw.steps, raw.pixel_scale, raw.learning_rate, raw.bias, raw.sampling) == (
       50_000, 'raw', 1e-4, True, 'with_replacement')
   assert raw.variants == ('logistic',) and raw.protocol == 'with_replacement'
-  assert make_config('linear', 'with_replacement', learning_rate=0.5, loss='both').learning_rate == 0.5
+  overridden = make_config('linear', 'with_replacement', learning_rate=0.5, loss='both')
+  assert overridden.learning_rate == 0.5 and overridden.variants == ('logistic', 'sum_of_squares')
   assert make_config('linear').protocol == 'epochs' and make_config('linear').steps == 0
   lenet = make_config('lenet', c3='both')
   assert lenet.variants == ('sparse', 'full') and lenet.batch_size == 100
@@ -40,7 +41,8 @@ def test_every_protocol_gives_a_valid_config():
 
 @pytest.mark.parametrize('overrides, message', [
     (dict(experiment='resnet'), '--experiment=resnet: accepted: lenet, linear'),
-    (dict(experiment='lenet', protocol='epochs'), '--protocol=epochs: accepted for --experiment=lenet'),
+    (dict(experiment='lenet', protocol='epochs'),
+     '--protocol=epochs: accepted for --experiment=lenet'),
     (dict(experiment='lenet', c3='half'), '--c3=half: accepted: sparse, full, both'),
     (dict(experiment='lenet', sampling='bootstrap'), '--sampling=bootstrap: accepted: shuffle'),
     (dict(experiment='lenet', learning_rate=0.0), '--learning_rate=0.0: --learning_rate must be'),

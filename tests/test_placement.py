@@ -30,7 +30,8 @@ from tests.conftest import small_config
 assert len(jax.devices()) == 4
 where = placement.place(5)
 assert where.padded_seeds == 8 and where.seeds.num_devices == 4
-r = loop.train_variant(small_config(num_seeds=5), linear, 'logistic', *linear.load_data(small_config()), log=print)
+r = loop.train_variant(small_config(num_seeds=5), linear, 'logistic',
+                       *linear.load_data(small_config()), log=print)
 assert len(r['correct']) == 5 and r['step_losses'].shape == (5, 300)
 np.save('{out}', r['step_losses'])
 """
