@@ -8,11 +8,25 @@ accepted, and exit code 2. Every message that says what to run next prints the e
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import signal
+import sys
+
+
+def _stopped_while_starting(signum, frame):
+  """Ctrl-C or SIGTERM before a run has begun (JAX takes seconds to import): one line."""
+  del frame
+  print(f'interrupted by signal {signum} while starting: nothing was written', file=sys.stderr)
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+for _signal in (signal.SIGINT, signal.SIGTERM):
+  signal.signal(_signal, _stopped_while_starting)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import dataclasses
 import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +39,7 @@ from dnn_jax.data import DatasetError
 from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config, theory
 from dnn_jax.interrupts import Interrupted
 from dnn_jax.loop import TrainingDiverged
+from dnn_jax.report import WriteError
 
 FLAGS = flags.FLAGS
 _SELECTORS = ('experiment', 'protocol', 'variants')  # their flags are defined by hand below
@@ -150,22 +165,36 @@ def _python_command() -> str:
   return sys.executable if relative.startswith('..') else relative
 
 
+def _quiet_about_closed_event_loops(unraisable) -> None:
+  """After a failed save, orbax's pending writes report into its closed event loop as
+  'unraisable' errors: that says nothing the run's own one-line error does not."""
+  if not (isinstance(unraisable.exc_value, RuntimeError)
+          and str(unraisable.exc_value) == 'Event loop is closed'):
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str]) -> int:
   del argv
-  logging.set_verbosity(logging.WARNING)  # no INFO lines about absent TPU backends
+  sys.unraisablehook = _quiet_about_closed_event_loops
+  logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each
   sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, also into a pipe or file
-  workdir = FLAGS.workdir or f'runs/{FLAGS.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
+  # The process id makes the default unique even for runs started in the same second.
+  workdir = FLAGS.workdir or (f'runs/{FLAGS.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
+                               f'-{os.getpid()}')
   try:
     if FLAGS.experiment == theory.NAME:
-      return 0 if theory.check_and_report(FLAGS.mnist_dir, FLAGS.tfds_data_dir, workdir,
-                                          FLAGS.seed) else 1
+      try:
+        passed = theory.check_and_report(FLAGS.mnist_dir, FLAGS.tfds_data_dir, workdir, FLAGS.seed)
+      except WriteError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+      return 0 if passed else 1
     if FLAGS.mode == 'eval':
       driver.evaluate(config_to_evaluate(Path(workdir)), workdir, FLAGS.checkpoint_step)
       return 0
-    config = config_from_flags(FLAGS.experiment)
-    print(f'workdir: {workdir}; to resume after an interruption: '
-          f'{next_command(workdir, "train")}')
-    driver.train_and_evaluate(config, workdir, overwrite=FLAGS.overwrite)
+    driver.train_and_evaluate(config_from_flags(FLAGS.experiment), workdir,
+                              overwrite=FLAGS.overwrite,
+                              resume_command=next_command(workdir, 'train'))
     print(f'to evaluate again: {next_command(workdir, "eval")}')
     return 0
   except ConfigError as e:
@@ -174,7 +203,11 @@ def main(argv: list[str]) -> int:
   except NothingToEvaluate as e:
     print(f'error: {e}; train first: {next_command(workdir, "train")}', file=sys.stderr)
     return 1
-  except (DatasetError, TrainingDiverged, CheckpointError) as e:
+  except WriteError as e:
+    print(f'error: {e}; what was saved is kept: once there is room, resume with: '
+          f'{next_command(workdir, "train")}', file=sys.stderr)
+    return 1
+  except (CheckpointError, DatasetError, TrainingDiverged) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except Interrupted as e:

@@ -95,7 +95,7 @@ def benchmark(case: str, num_seeds: int, peak: float) -> list[dict]:
     spec = program.setup.spec
     step_flops = train_step_flops(program)
     flops_per_s = step_flops * spec.steps_per_epoch / epoch_s
-    epochs = config.num_epochs(len(train_split.labels))
+    epochs = spec.num_epochs
     rows.append(dict(
         case=case, variant=variant, num_seeds=num_seeds, steps_per_epoch=spec.steps_per_epoch,
         batch_size=config.batch_size, epochs=epochs, compile_s=program.compile_time_s,
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
   print(text)
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.with_suffix('.md').write_text(text)
+  report.write_text(out.with_suffix('.md'), text)
   report.write_json(out.with_suffix('.json'), dict(
       device=report.device_description(), versions=report.versions(), command=' '.join(sys.argv),
       quick=FLAGS.quick, matmul_flops_per_s=peak, rows=rows))

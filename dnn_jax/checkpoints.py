@@ -8,6 +8,9 @@ interrupted save never shows up as a checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -16,7 +19,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dnn_jax import train
+from dnn_jax import report, train
+
+
+SHA256 = 'sha256'  # the key of the arrays' checksum in a checkpoint's custom metadata
+UNFINISHED = '.orbax-checkpoint-tmp'  # in the name of a save that did not complete
 
 
 class CheckpointError(Exception):
@@ -28,25 +35,41 @@ class NothingToEvaluate(CheckpointError):
 
 
 class Checkpoints:
-  """The checkpoints of one variant in `directory`, `keep` newest kept."""
+  """The checkpoints of one variant in `directory`, `keep` newest kept; each carries a sha256
+  of its arrays, checked on restore. Opened for writing (only under the workdir's lock), it
+  first removes the unfinished saves a killed run left; `read_only` changes nothing."""
 
-  def __init__(self, directory: str | Path, keep: int):
+  def __init__(self, directory: str | Path, keep: int, read_only: bool = False):
     self.directory = Path(directory).absolute()
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
+    if read_only and not self.directory.is_dir():
+      raise NothingToEvaluate(f'no checkpoint in {self.directory}')
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                           read_only=read_only, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    if not read_only:
+      self._remove_unfinished()
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, item: Any) -> None:
-    self._manager.save(step, args=ocp.args.StandardSave(item), force=True)
+    """Save `item` at `step`; on failure (a full disk), remove what was half written and raise
+    `report.WriteError`: the previous checkpoints stay as they were."""
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
+                         custom_metadata={SHA256: digest(item)})
+    except Exception as e:  # orbax/tensorstore raise many types for a failed write
+      self._remove_unfinished()
+      raise report.WriteError(f'cannot save the checkpoint at step {step} in {self.directory} '
+                              f'({_os_error(e) or _first_line(e)})') from None
 
-  def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None]) -> Any:
+  def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None],
+              set_aside: bool = True) -> Any:
     """The item saved at `step`, or at the newest intact checkpoint when `step` is None.
 
-    An unreadable checkpoint is reported and moved aside (to `<directory>-unreadable/`),
-    and the next older one is tried; None only when there are no checkpoints at all.
+    An unreadable checkpoint (damaged files, or arrays that fail their sha256) is reported
+    and the next older one tried; with `set_aside` it is first moved to
+    `<directory>-unreadable/`. None only when there are no checkpoints at all.
     """
     steps = self.steps()
     if step is not None and step not in steps:
@@ -55,16 +78,24 @@ class Checkpoints:
     candidates = [step] if step is not None else steps[::-1]
     for candidate in candidates:
       try:
-        return self._manager.restore(candidate, args=ocp.args.StandardRestore(abstract_item))
+        return self._restore_verified(candidate, abstract_item)
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        log(f'checkpoint at step {candidate} in {self.directory} is unreadable ({reason}); '
-            'moving it aside and trying the previous one')
-        self._set_aside(candidate)
+        log(f'WARNING: the checkpoint at step {candidate} in {self.directory} is unreadable '
+            f'({_first_line(e)}); ' + ('moving it aside and trying the previous one'
+                                       if set_aside else 'trying the previous one'))
+        if set_aside:
+          self._set_aside(candidate)
     if candidates:
       raise CheckpointError(f'no intact checkpoint in {self.directory}; pass --overwrite to '
                             'start afresh')
     return None
+
+  def _restore_verified(self, step: int, abstract_item: Any) -> Any:
+    item = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_item))
+    saved = (self._manager.metadata(step).custom_metadata or {}).get(SHA256)
+    if saved is not None and saved != digest(item):
+      raise CheckpointError('its arrays do not match the sha256 saved with them')
+    return item
 
   def _set_aside(self, step: int) -> None:
     aside = self.directory.with_name(self.directory.name + '-unreadable')
@@ -72,8 +103,38 @@ class Checkpoints:
     shutil.move(str(self.directory / str(step)), str(aside / str(step)))
     self._manager.reload()  # forget the step that was moved away
 
+  def _remove_unfinished(self) -> None:
+    for unfinished in self.directory.glob(f'*{UNFINISHED}*'):
+      shutil.rmtree(unfinished, ignore_errors=True)
+
   def close(self) -> None:
     self._manager.close()
+
+
+def digest(item: Any) -> str:
+  """sha256 of every array of `item` (with its dtype and shape), in tree order."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(item):
+    array = np.ascontiguousarray(jax.device_get(leaf))
+    h.update(f'{array.dtype}{array.shape}'.encode())
+    h.update(array.tobytes())
+  return h.hexdigest()
+
+
+def _os_error(error: BaseException) -> str | None:
+  """The operating system's reason within `error` (tensorstore writes its code in the text)."""
+  while error is not None:
+    if isinstance(error, OSError) and error.strerror:
+      return error.strerror
+    code = re.search(r"os_error_code='(\d+)'", str(error))
+    if code:
+      return os.strerror(int(code.group(1)))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _first_line(error: BaseException) -> str:
+  return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def abstract(item: Any) -> Any:
@@ -89,8 +150,9 @@ class History(NamedTuple):
   epoch_times: np.ndarray  # float64 (epochs,)
 
   @classmethod
-  def empty(cls, num_seeds: int, total_steps: int, num_epochs: int) -> History:
-    return cls(np.zeros((num_seeds, total_steps), np.float32), np.zeros(num_epochs, np.float64))
+  def empty(cls, num_seeds: int, spec: train.TrainSpec) -> History:
+    return cls(np.zeros((num_seeds, spec.total_steps), np.float32),
+               np.zeros(spec.num_epochs, np.float64))
 
   def epoch_losses(self, num_seeds: int, steps_per_epoch: int) -> np.ndarray:
     """(seeds, epochs) mean training loss of each epoch (the last one maybe partial)."""
@@ -111,14 +173,20 @@ def save_training(ckpts: Checkpoints, step: int, training: Training) -> None:
 
 
 def restore_training(ckpts: Checkpoints, like: Training, step: int | None,
-                     log: Callable[[str], None]) -> Training | None:
+                     log: Callable[[str], None], set_aside: bool = True) -> Training | None:
   """The training saved at `step` (None: the newest intact), shaped `like` (abstract values
-  will do); None if nothing is saved."""
-  item = ckpts.restore(abstract(_item(like)), step, log)
+  will do); None if nothing is saved. See `Checkpoints.restore` for `set_aside`."""
+  item = ckpts.restore(abstract(_item(like)), step, log, set_aside)
   if item is None:
     return None
   return Training(item['state'], jax.random.wrap_key_data(item['data_keys']),
                   History(np.asarray(item['step_losses']), np.asarray(item['epoch_times'])))
+
+
+def size_bytes(training: Training) -> int:
+  """Bytes of the arrays a checkpoint of `training` holds (abstract values will do)."""
+  return sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape))
+             for x in jax.tree.leaves(abstract(_item(training))))
 
 
 def _item(training: Training) -> dict[str, Any]:

@@ -111,10 +111,6 @@ class Config:
   def total_steps(self, num_train: int) -> int:
     return self.steps or self.epochs * self.steps_per_epoch(num_train)
 
-  def num_epochs(self, num_train: int) -> int:
-    """Epochs run: --epochs, or as many (the last maybe partial) as --steps needs."""
-    return -(-self.total_steps(num_train) // self.steps_per_epoch(num_train))
-
 
 def identity_fields() -> tuple[str, ...]:
   """Settings that make a run what it is: a resumed or evaluated run must agree on them."""

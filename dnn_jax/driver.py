@@ -4,64 +4,91 @@ variant of the config in turn, over the modules that each do one part."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
-from dnn_jax import checkpoints, evaluate as evaluation, interrupts, loop, outputs, report
+from dnn_jax import checkpoints, evaluate as evaluation, interrupts, loop, outputs, programs
+from dnn_jax import report
 from dnn_jax import workdir as workdirs
 from dnn_jax.config import Config
 from dnn_jax.experiments import EXPERIMENTS
 
 
 def _start(config: Config, mode: str, log: Callable[[str], None]):
-  """Print the configuration, load the data: (experiment module, train split, test split)."""
+  """Print the configuration, load the data and check the config against it: (experiment
+  module, train split, test split)."""
   log(f'experiment: {config.experiment} ({mode})')
   for key, value in config.to_json().items():
     log(f'  {key} = {value}')
   experiment = EXPERIMENTS[config.experiment]
   train_split, test_split = experiment.load_data(config)
+  config.steps_per_epoch(len(train_split.labels))  # a batch larger than the training set fails
   log(f'data: {len(train_split.labels)} training, {len(test_split.labels)} test examples; '
       f'device: {report.device_description()}')
   return experiment, train_split, test_split
 
 
-def _checkpoints(workdir: Path, config: Config, variant: str) -> checkpoints.Checkpoints:
-  return checkpoints.Checkpoints(workdir / workdirs.CHECKPOINTS / variant, config.keep_checkpoints)
+def _checkpoints(workdir: Path, config: Config, variant: str,
+                 read_only: bool = False) -> checkpoints.Checkpoints:
+  return checkpoints.Checkpoints(workdir / workdirs.CHECKPOINTS / variant,
+                                 config.keep_checkpoints, read_only)
+
+
+def _checkpoint_bytes(config: Config, experiment: ModuleType, num_train: int) -> list[int]:
+  """The size of one checkpoint of each variant, from shapes alone (nothing is computed)."""
+  sizes = []
+  for variant in config.variants:
+    ready = programs.setup(config, experiment, variant, num_train)
+    sizes.append(checkpoints.size_bytes(ready.untrained()))
+  return sizes
 
 
 def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str], None] = print,
-                       overwrite: bool = False) -> dict[str, Any]:
+                       overwrite: bool = False, resume_command: str = '') -> dict[str, Any]:
   """Train every variant (resuming from `workdir`'s checkpoints), test it, and write the
-  outputs to `workdir`; returns what results.json holds. A first Ctrl-C or SIGTERM stops at
-  the next safe point with `interrupts.Interrupted`, a second one at once."""
+  outputs to `workdir`; returns what results.json holds.
+
+  Everything is checked (settings, data, the workdir and its free space) before anything is
+  written; the workdir is locked for the run, and then `resume_command` printed. A first
+  Ctrl-C or SIGTERM stops at the next safe point with `interrupts.Interrupted`, a second one
+  at once.
+  """
   workdir = Path(workdir)
   with interrupts.stop_requests(log) as stops:
-    workdirs.check_config(workdir, config, overwrite)
     experiment, train_split, test_split = _start(config, 'train', log)
-    variants = {}
-    for variant in config.variants:
-      ckpts = _checkpoints(workdir, config, variant)
-      try:
-        variants[variant] = loop.train_variant(config, experiment, variant, train_split,
-                                               test_split, log, ckpts, stops)
-      finally:
-        ckpts.close()
-  step_losses = {v: r.pop('step_losses') for v, r in variants.items()}
-  return outputs.write(config, variants, step_losses, len(train_split.labels), workdir, log)
+    num_train = len(train_split.labels)
+    workdirs.prepare(workdir, config.variants, _checkpoint_bytes(config, experiment, num_train),
+                     config.keep_checkpoints)
+    with workdirs.lock(workdir):
+      workdirs.check_config(workdir, config, overwrite)
+      log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'
+                                   if resume_command else ''))
+      variants = {}
+      for variant in config.variants:
+        ckpts = _checkpoints(workdir, config, variant)
+        try:
+          variants[variant] = loop.train_variant(config, experiment, variant, train_split,
+                                                 test_split, log, ckpts, stops)
+        finally:
+          ckpts.close()
+      step_losses = {v: r.pop('step_losses') for v, r in variants.items()}
+      return outputs.write(config, variants, step_losses, num_train, workdir, log)
 
 
 def evaluate(config: Config, workdir: str | Path, step: int | None = None,
              log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
   """Restore each variant's latest (or `step`'s) checkpoint in `workdir` and print its test
-  results; returns them per variant."""
+  results; returns them per variant. Changes nothing in `workdir`."""
   workdir = Path(workdir)
-  workdirs.check_config(workdir, config, create=False)
-  experiment, train_split, test_split = _start(config, 'eval', log)
-  results = {}
-  for variant in config.variants:
-    ckpts = _checkpoints(workdir, config, variant)
-    try:
-      results[variant] = evaluation.evaluate_checkpoint(
-          config, experiment, variant, len(train_split.labels), test_split, ckpts, step, log)
-    finally:
-      ckpts.close()
-  return results
+  with workdirs.lock(workdir, shared=True):
+    workdirs.check_config(workdir, config, create=False)
+    experiment, train_split, test_split = _start(config, 'eval', log)
+    results = {}
+    for variant in config.variants:
+      ckpts = _checkpoints(workdir, config, variant, read_only=True)
+      try:
+        results[variant] = evaluation.evaluate_checkpoint(
+            config, experiment, variant, len(train_split.labels), test_split, ckpts, step, log)
+      finally:
+        ckpts.close()
+    return results

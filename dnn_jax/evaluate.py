@@ -45,13 +45,19 @@ def evaluate(state: train.TrainState, images: jax.Array,
 evaluate_seeds = jax.jit(train.over_seeds(evaluate, (0, None, None)))
 
 
+def evaluate_split(state: train.TrainState, split: data.Split, replicated: NamedSharding,
+                   num_seeds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`evaluate` of every seed on `split`, placed on the devices: numpy (summed losses,
+  numbers correct, predictions per class), padding seeds dropped."""
+  images, labels = jax.device_put(tuple(split), replicated)
+  return tuple(x[:num_seeds] for x in jax.device_get(evaluate_seeds(state, images, labels)))
+
+
 def evaluate_variant(config: Config, variant: str, state: train.TrainState, test_split: data.Split,
                  replicated: NamedSharding, log: Callable[[str], None]) -> dict[str, Any]:
   """Test results of every seed, printed in the course's format."""
-  test_images, test_labels = jax.device_put(tuple(test_split), replicated)
-  loss_sums, corrects, predicted = (
-      x[:config.num_seeds] for x in jax.device_get(evaluate_seeds(state, test_images, test_labels)))
-  total = len(test_labels)
+  loss_sums, corrects, predicted = evaluate_split(state, test_split, replicated, config.num_seeds)
+  total = len(test_split.labels)
   collapsed = [bool(np.count_nonzero(p) == 1) for p in predicted]
   for i, (loss_sum, correct) in enumerate(zip(loss_sums, corrects)):
     log(f'[{variant}] seed {config.seed + i}: ' + report.test_line(loss_sum / total, correct, total)
@@ -64,14 +70,17 @@ def evaluate_variant(config: Config, variant: str, state: train.TrainState, test
 def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str, num_train: int,
                         test_split: data.Split, ckpts: checkpoints.Checkpoints, step: int | None,
                         log: Callable[[str], None]) -> dict[str, Any]:
-  """Restore the latest (or `step`'s) checkpoint and test it as training did."""
+  """Restore the latest intact (or `step`'s) checkpoint, moving nothing, and test it as
+  training did; warn where that is not the run's final step."""
   ready = programs.setup(config, experiment, variant, num_train)
-  like = checkpoints.Training(ready.abstract_state, ready.data_keys, checkpoints.History.empty(
-      ready.placement.padded_seeds, ready.spec.total_steps, config.num_epochs(num_train)))
-  restored = checkpoints.restore_training(ckpts, like, step, log)
+  restored = checkpoints.restore_training(ckpts, ready.untrained(), step, log,
+                                          set_aside=False)
   if restored is None:
     raise checkpoints.NothingToEvaluate(f'no checkpoint in {ckpts.directory}')
-  log(f'[{variant}] restored checkpoint at step {int(restored.state.step[0])} from '
-      f'{ckpts.directory}')
+  restored_step, final = int(restored.state.step[0]), ready.spec.total_steps
+  log(f'[{variant}] restored checkpoint at step {restored_step} from {ckpts.directory}')
+  if restored_step != final:
+    log(f'WARNING: [{variant}] step {restored_step} is not the run\'s final step ({final}): the '
+        'test lines below are of a model trained part of the way')
   return evaluate_variant(config, variant, restored.state, test_split,
                           ready.placement.replicated, log)

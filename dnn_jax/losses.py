@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -10,12 +11,14 @@ import optax
 
 
 class Objective(NamedTuple):
-  """What a model's outputs are judged by: per-example `loss` and boolean `correct`, and
-  the class index each output predicts (of `num_classes`), to spot collapsed models."""
+  """What a model's outputs are judged by: per-example `loss` and boolean `correct`, the
+  class index each output predicts (of `num_classes`), to spot collapsed models, and the
+  loss of a uniform prediction (a zero output), to spot diverged ones."""
   loss: Callable[[jax.Array, jax.Array], jax.Array]
   correct: Callable[[jax.Array, jax.Array], jax.Array]
   predict: Callable[[jax.Array], jax.Array]
   num_classes: int
+  chance_loss: float
 
 
 def logistic(f: jax.Array, y: jax.Array) -> jax.Array:
@@ -57,7 +60,7 @@ def argmax_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    'logistic': Objective(logistic, sign_correct, sign_class, 2),
-    'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, 2),
-    'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, 10),
+    'logistic': Objective(logistic, sign_correct, sign_class, 2, math.log(2)),
+    'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, 2, 0.5),
+    'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, 10, math.log(10)),
 }

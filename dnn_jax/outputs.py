@@ -29,7 +29,7 @@ def write(config: Config, variants: Mapping[str, dict[str, Any]],
                  device=report.device_description(), versions=report.versions(),
                  variants=dict(variants), statistics=summaries, variance_table=table)
   report.write_json(workdir / 'results.json', results)
-  (workdir / 'variance_table.md').write_text(table + '\n')
+  report.write_text(workdir / 'variance_table.md', table + '\n')
   plots.loss_curves(step_losses, workdir / 'loss_curve.png',
                     window=LINEAR_SMOOTHING if config.batch_size == 1 else 1,
                     title=f'{config.experiment} ({config.protocol}), {config.num_seeds} seed(s), '

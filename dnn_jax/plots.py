@@ -8,6 +8,8 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure  # drawn without pyplot: no backend, no global state
 
+from dnn_jax import report
+
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
   """Mean over the last `window` steps along the last axis ('valid' part only)."""
@@ -38,4 +40,4 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path)
+  report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import jax
 
-from dnn_jax import data, placement, train
+from dnn_jax import checkpoints, data, placement, train
 from dnn_jax.config import Config
 
 
@@ -20,6 +20,12 @@ class Setup:
   data_keys: jax.Array
   abstract_state: train.TrainState
   placement: placement.Placement
+
+  def untrained(self) -> checkpoints.Training:
+    """The variant before its first step (the state as shapes only): the target that a
+    checkpoint restores into."""
+    history = checkpoints.History.empty(self.placement.padded_seeds, self.spec)
+    return checkpoints.Training(self.abstract_state, self.data_keys, history)
 
 
 def make_spec(config: Config, experiment: ModuleType, variant: str,

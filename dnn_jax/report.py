@@ -1,14 +1,15 @@
-"""What a run reports: the course's test line, the environment, results.json."""
+"""What a run reports: the course's test line, the environment, and files written atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import jax
 
@@ -37,10 +38,33 @@ def versions() -> dict[str, str]:
   return found
 
 
-def write_json(path: str | os.PathLike, content: Any) -> None:
-  """Write JSON atomically: a reader sees the old file or the whole new one, never half."""
+class WriteError(Exception):
+  """A file could not be written (no space, no permission); the message names it and why."""
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], mode: str = 'w') -> None:
+  """Write `path` through a temporary file beside it, renamed over it once complete: a reader
+  sees the old file or the whole new one, never half, and a failure leaves no temporary."""
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile('w', dir=path.parent, suffix='.tmp', delete=False) as f:
-    json.dump(content, f, indent=2)
-  os.replace(f.name, path)
+  temporary = None
+  try:
+    with tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f'.{path.name}.',
+                                     suffix='.tmp', delete=False) as f:
+      temporary = f.name
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except OSError as e:
+    if temporary:
+      with contextlib.suppress(OSError):
+        os.unlink(temporary)
+    raise WriteError(f'cannot write {path}: {e.strerror or e}') from None
+
+
+def write_json(path: str | os.PathLike, content: Any) -> None:
+  write_atomic(path, lambda f: json.dump(content, f, indent=2))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  write_atomic(path, lambda f: f.write(text))

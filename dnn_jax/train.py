@@ -46,6 +46,11 @@ class TrainSpec:
   def calls_per_epoch(self) -> int:
     return -(-self.steps_per_epoch // self.steps_per_call)
 
+  @property
+  def num_epochs(self) -> int:
+    """Epochs run: --epochs, or as many (the last maybe partial) as --steps needs."""
+    return -(-self.total_steps // self.steps_per_epoch)
+
   @functools.cached_property
   def tx(self) -> optax.GradientTransformation:
     return optax.sgd(self.config.learning_rate)

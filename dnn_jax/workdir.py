@@ -1,12 +1,16 @@
-"""A run's folder and its identity: the configuration saved as config.json, which a resumed
-or evaluated run must agree with (on the settings that change the numbers)."""
+"""A run's folder: checked usable before anything is written, locked for one training run at a
+time, and its identity, the configuration saved as config.json, which a resumed or evaluated
+run must agree with (on the settings that change the numbers)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from dnn_jax import report
 from dnn_jax.checkpoints import NothingToEvaluate
@@ -14,6 +18,90 @@ from dnn_jax.config import Config, ConfigError, identity_fields
 
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'  # <workdir>/checkpoints/<variant>/<step>
+LOCK_FILE = '.lock'          # holds the process id of the training run that locks the workdir
+OUTPUTS_BYTES = 4 * 2**20    # results.json, the table and the figure, generously
+
+
+class WorkdirBusy(ConfigError):
+  """Another run holds the workdir's lock."""
+
+
+def _unusable(workdir: Path, why: str) -> ConfigError:
+  return ConfigError(f'--workdir={workdir} {why}; accepted: a writable folder, or a path where '
+                     'one can be made')
+
+
+def prepare(workdir: Path, variants: Sequence[str], checkpoint_bytes: Sequence[int],
+            keep: int) -> None:
+  """Make `workdir` (and its parents) unless it exists, and check that it can hold the run.
+
+  One line, and the disk left as it was, where it is a file or under one, holds a file where
+  a variant's checkpoints go, cannot be made, or its disk has no room for `keep` + 1
+  checkpoints of each variant (sizes `checkpoint_bytes`; those already there are replaced)
+  and the outputs.
+  """
+  if workdir.exists() and not workdir.is_dir():
+    raise _unusable(workdir, 'is a file')
+  for variant in variants:
+    path = workdir / CHECKPOINTS / variant
+    if path.exists() and not path.is_dir():
+      raise ConfigError(f'{path} is a file where the {variant} checkpoints go: move it away, or '
+                        'use another --workdir')
+  made = [p for p in (workdir.absolute(), *workdir.absolute().parents) if not p.exists()]
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise _unusable(workdir, f'cannot be made ({e.strerror})') from None
+  need = (keep + 1) * sum(checkpoint_bytes) + OUTPUTS_BYTES - _bytes_under(workdir / CHECKPOINTS)
+  free = shutil.disk_usage(workdir).free
+  if need > free:
+    for folder in made:  # the deepest first: leave the disk as it was
+      folder.rmdir()
+    raise ConfigError(f'--workdir={workdir} has {free / 2**20:.1f} MiB free, and the run needs '
+                      f'about {need / 2**20:.1f} MiB ({keep + 1} checkpoints of each variant and '
+                      'the outputs); free some space, lower --keep_checkpoints, or use another '
+                      '--workdir')
+
+
+@contextlib.contextmanager
+def lock(workdir: Path, shared: bool = False) -> Iterator[None]:
+  """Hold `workdir`'s lock for the block: exclusive for a training run, shared for evaluations
+  (a workdir never trained in by this version has no lock file, and is not locked). The OS
+  releases it when the process ends, however it ends."""
+  path = workdir / LOCK_FILE
+  if shared and not path.exists():
+    yield
+    return
+  try:
+    fd = os.open(path, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise _unusable(workdir, f'is not writable ({e.strerror})') from None
+  try:
+    try:
+      fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 20, 0).decode(errors='replace').strip() or 'unknown'
+      raise WorkdirBusy(f'--workdir={workdir} is in use by a training run (process {holder}); '
+                        'wait for it to end, or use another --workdir') from None
+    if not shared:
+      try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+      except OSError as e:
+        raise _unusable(workdir, f'is not writable ({e.strerror})') from None
+    yield
+  finally:
+    os.close(fd)
+
+
+def _bytes_under(folder: Path) -> int:
+  """Bytes of the files under `folder`; files that vanish meanwhile (another run's) count 0."""
+  total = 0
+  for root, _, names in os.walk(folder):
+    for name in names:
+      with contextlib.suppress(FileNotFoundError):
+        total += os.stat(os.path.join(root, name)).st_size
+  return total
 
 
 def saved_config(workdir: Path) -> dict[str, Any]:

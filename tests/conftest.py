@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: the real MNIST shipped in data/mnist (loaded once per session),
 small configs and training specs."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,3 +46,22 @@ def mnist_train(mnist_dir) -> data.Split:
 @pytest.fixture(scope='session')
 def mnist_test(mnist_dir) -> data.Split:
   return data.load_mnist('test', mnist_dir)
+
+
+# A quick run with checkpoints, through the command line: 2 seeds x 3 epochs of 1,500 batch-1
+# steps, a checkpoint every 100 steps (4,500 steps in about a second).
+QUICK_RUN = dict(experiment='linear', loss='logistic', train_examples=1500,
+                 checkpoint_every_steps=100, num_seeds=2)
+QUICK_RUN_FLAGS = [f'--{name}={value}' for name, value in QUICK_RUN.items()]
+QUICK_RUN_STEPS = 4500
+
+
+@pytest.fixture(scope='session')
+def quick_run(tmp_path_factory):
+  """The quick run, uninterrupted: (its workdir, what it printed)."""
+  workdir = tmp_path_factory.mktemp('quick_run')
+  result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *QUICK_RUN_FLAGS,
+                           f'--workdir={workdir}'], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  return workdir, result.stdout

@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from dnn_jax import checkpoints, data, models, train
-from tests.conftest import ROOT, make_spec
+from tests.conftest import QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, make_spec
 
 
 def seeds_state(num_seeds=2):
@@ -113,15 +113,9 @@ def test_chunked_epochs_equal_whole_epochs(mnist_train):
   np.testing.assert_array_equal(results[0], results[1])
 
 
-# 2 seeds x 3 epochs of 1,500 batch-1 steps, a checkpoint every 100 steps.
-RUN_ARGS = ['--experiment=linear', '--loss=logistic', '--train_examples=1500', '--epochs=3',
-            '--checkpoint_every_steps=100', '--num_seeds=2']
-FINAL_STEP = 4500
-
-
 def main_process(*args, cwd=ROOT):
-  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *RUN_ARGS, *args], cwd=cwd,
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  return subprocess.Popen([sys.executable, str(ROOT / 'main.py'), *QUICK_RUN_FLAGS, *args],
+                          cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def printed_command(output, after):
@@ -153,63 +147,57 @@ def result_numbers(workdir):
 
 
 def interrupt(sig, cwd, *args, at_start=False):
-  """Start a run in `cwd`, wait for its first checkpoint (or, `at_start`, for its second line,
-  before the data is loaded), send `sig`: (return code, stdout, stderr, the workdir it
-  printed)."""
+  """Start a run in `cwd`, wait for its first checkpoint (or, `at_start`, only for the line
+  naming its workdir, before training starts), send `sig`: (return code, stdout, stderr, the
+  workdir it printed)."""
   process = main_process(*args, cwd=cwd)
-  first_line = process.stdout.readline()
-  workdir = cwd / printed_command(first_line, '--workdir=')
-  first_line += process.stdout.readline()
+  first_lines = ''
+  while 'to resume after an interruption: ' not in first_lines:
+    line = process.stdout.readline()
+    assert line, process.communicate()  # the run ended before naming its workdir
+    first_lines += line
+  workdir = cwd / printed_command(first_lines, '--workdir=')
   deadline = time.time() + 240
   while not at_start and not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
     assert process.poll() is None and time.time() < deadline, process.communicate()
     time.sleep(0.05)
   process.send_signal(sig)
   stdout, stderr = process.communicate(timeout=240)
-  return process.returncode, first_line + stdout, stderr, workdir
+  return process.returncode, first_lines + stdout, stderr, workdir
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('uninterrupted')
-  process = main_process(f'--workdir={workdir}')
-  stdout, stderr = process.communicate(timeout=300)
-  assert process.returncode == 0, stderr
-  return workdir, stdout
-
-
-def test_printed_eval_command_prints_the_training_numbers(uninterrupted):
-  workdir, train_stdout = uninterrupted
+def test_printed_eval_command_prints_the_training_numbers(quick_run):
+  workdir, train_stdout = quick_run
   command = printed_command(train_stdout, 'to evaluate again: ')
   assert command.endswith(f'--mode=eval --workdir={workdir}')  # nothing else needed
   eval_stdout = run_printed(command, ROOT)
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
   assert len(test_lines(train_stdout)) == 2  # one per seed
   assert test_lines(eval_stdout) == test_lines(train_stdout)
-  assert f'restored checkpoint at step {FINAL_STEP}' in eval_stdout
+  assert f'restored checkpoint at step {QUICK_RUN_STEPS}' in eval_stdout
 
 
-def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(uninterrupted, tmp_path):
+def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(quick_run, tmp_path):
   code, stdout, _, workdir = interrupt(signal.SIGKILL, tmp_path, f'--workdir={tmp_path / "w"}')
   assert code == -signal.SIGKILL
   resumed = run_printed(printed_command(stdout, 'to resume after an interruption: '), tmp_path)
   assert 'Resuming from checkpoint at epoch' in resumed
-  expected_step, expected = final_arrays(uninterrupted[0])
+  expected_step, expected = final_arrays(quick_run[0])
   step, got = final_arrays(workdir)
-  assert step == expected_step == FINAL_STEP
+  assert step == expected_step == QUICK_RUN_STEPS
   for a, b in zip(got, expected):
     np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize('sig, at_start, message', [
-    (signal.SIGINT, False, 'interrupted by signal 2 at epoch 1'),
     (signal.SIGTERM, False, 'interrupted by signal 15 at epoch 1'),
     (signal.SIGINT, True, 'interrupted by signal 2 before training on from step 0: no checkpoint'),
-], ids=['ctrl_c', 'sigterm', 'ctrl_c_at_start'])
+], ids=['sigterm', 'ctrl_c_at_start'])
 def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
-    uninterrupted, tmp_path, sig, at_start, message):
-  """A newcomer's run (no --workdir, so a fresh timestamped folder): stopped, then resumed
-  with the command it printed, it ends with the uninterrupted run's results."""
+    quick_run, tmp_path, sig, at_start, message):
+  """A newcomer's run (no --workdir, so a fresh timestamped folder): stopped (mid-run, or as
+  it starts), then resumed with the command it printed, it ends with the uninterrupted run's
+  results. (Ctrl-C and SIGTERM share one handler.)"""
   returncode, _, stderr, workdir = interrupt(sig, tmp_path, at_start=at_start)
   assert returncode == 128 + sig and workdir.parent == tmp_path / 'runs'
   assert len(stderr.strip().splitlines()) == 1 and message in stderr  # what is saved; what next
@@ -218,15 +206,15 @@ def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
   resumed = run_printed(command, tmp_path)
   if not at_start:
     step = int(resumed.split('Resuming from checkpoint at epoch ')[1].split('step ')[1].split()[0])
-    assert 100 <= step < FINAL_STEP and step % 100 == 0
-  for a, b in zip(final_arrays(workdir)[1], final_arrays(uninterrupted[0])[1]):
+    assert 100 <= step < QUICK_RUN_STEPS and step % 100 == 0
+  for a, b in zip(final_arrays(workdir)[1], final_arrays(quick_run[0])[1]):
     np.testing.assert_array_equal(a, b)
-  assert result_numbers(workdir) == result_numbers(uninterrupted[0])
+  assert result_numbers(workdir) == result_numbers(quick_run[0])
 
 
-def test_a_run_moves_between_platforms(uninterrupted):
+def test_a_run_moves_between_platforms(quick_run):
   """Settings that change speed but not the numbers are not part of a run's identity."""
-  workdir, train_stdout = uninterrupted
+  workdir, train_stdout = quick_run
   result = subprocess.run(
       [sys.executable, str(ROOT / 'main.py'), '--mode=eval', f'--workdir={workdir}',
        '--kernels=stock', '--micro_batches=3', '--eval_batch_size=7',

@@ -88,8 +88,8 @@ def test_counterexamples():
 def test_backprop_formulas_match_autodiff_in_float64(widths):
   with jax.enable_x64(True):
     assert homework.backprop_relative_error(jax.random.key(len(widths)), widths) < 1e-10
-    params = homework.random_mlp(jax.random.key(0), widths)
-    grads = homework.mlp_backward(params, jnp.ones(widths[0]))
+    params = jax.jit(homework.random_mlp, static_argnums=1)(jax.random.key(0), widths)
+    grads = jax.jit(homework.mlp_backward)(params, jnp.ones(widths[0]))
   assert grads[-1][1].tolist() == [1.0]  # dy_L/db_L = 1
   assert [g[0].shape for g in grads] == [a.shape for a, _ in params]
 

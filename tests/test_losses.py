@@ -62,3 +62,12 @@ def test_sign_correct_counts_zero_as_correct():
   np.testing.assert_array_equal(
       losses.sign_correct(jnp.array([0.0, 1.0, -1.0, 2.0]), jnp.array([1, -1, -1, 1])),
       [True, False, True, True])
+
+
+@pytest.mark.parametrize('name', sorted(losses.OBJECTIVES))
+def test_chance_loss_is_the_loss_of_a_zero_output(name):
+  objective = losses.OBJECTIVES[name]
+  shape = (4,) if objective.num_classes == 2 else (4, objective.num_classes)
+  labels = jnp.array([-1, 1, -1, 1]) if objective.num_classes == 2 else jnp.arange(4)
+  np.testing.assert_allclose(objective.loss(jnp.zeros(shape), labels), objective.chance_loss,
+                             rtol=1e-6)

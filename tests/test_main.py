@@ -55,7 +55,6 @@ BAD_INPUTS = [
     (['--kernels=gpu'], '--kernels=gpu', 'auto|cpu|stock'),
     (['--experiment=linear', '--protocol=course'], '--protocol=course',
      'accepted for --experiment=linear: epochs, with_replacement'),
-    (['--seed=1099511627776'], '--seed=1099511627776', 'accepted: -2147483648..2147483647'),
 ]
 
 
@@ -66,7 +65,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names, accepted):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
   assert names in lines[0] and accepted in lines[0]
-  assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
+  assert 'Traceback' not in result.stderr and not list(tmp_path.iterdir())  # nothing written
 
 
 def test_missing_dataset_is_one_line(tmp_path):
@@ -74,14 +73,6 @@ def test_missing_dataset_is_one_line(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip().count('\n') == 0
   assert 'MNIST folder not found' in result.stderr and '--mnist_dir' in result.stderr
-
-
-def test_diverging_run_stops_and_says_where(tmp_path):
-  result = run_main('--experiment=linear', '--train_examples=50', '--pixel_scale=raw',
-                    '--learning_rate=1e38', f'--workdir={tmp_path}')
-  assert result.returncode == 1
-  assert 'training loss became nan at epoch 1, step' in result.stderr
-  assert 'Traceback' not in result.stderr and not (tmp_path / 'results.json').exists()
 
 
 def test_eval_before_training_prints_the_training_command_which_works(tmp_path):

@@ -30,7 +30,7 @@ class TrainStepTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   def test_jit_and_non_jit_steps_agree(self):
     spec = lenet_spec(batch_size=8, steps=1, micro_batches=1)
-    state = train.init(jax.random.key(0), spec)
+    state = jax.jit(train.init, static_argnums=1)(jax.random.key(0), spec)
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     labels = jnp.arange(8) % 10
     reference, reference_loss = train.train_step(state, (images, labels))

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from dnn_jax import data, homework
+from dnn_jax import data, homework, report
 
 NAME = 'theory'
 
@@ -27,7 +27,7 @@ def run_checks(digit: np.ndarray, key: jax.Array) -> dict[str, homework.Check]:
           '4': homework.check_pool_commutes(keys[2]), '5': homework.check_backprop(keys[3])}
 
 
-def report(checks: dict[str, homework.Check]) -> str:
+def report_text(checks: dict[str, homework.Check]) -> str:
   lines = ['# The course\'s pen-and-paper results, checked', '',
            '| # | claim | check | numbers | result |', '|---|---|---|---|---|']
   for label, c in checks.items():
@@ -67,7 +67,7 @@ def filters_figure(digit: np.ndarray, path: str | Path) -> None:
     ax.axis('off')
   fig.suptitle('Filters of the course, computed with jax.lax.conv_general_dilated')
   fig.tight_layout()
-  fig.savefig(path)
+  report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')
 
 
 def check_and_report(mnist_dir: str, tfds_data_dir: str | None, workdir: str | Path,
@@ -76,11 +76,14 @@ def check_and_report(mnist_dir: str, tfds_data_dir: str | None, workdir: str | P
   test = data.load_mnist('test', mnist_dir, tfds_data_dir)
   digit = test.images[0, :, :, 0].astype(np.float32) / 255
   checks = run_checks(digit, jax.random.key(seed))
-  text = report(checks)
+  text = report_text(checks)
   print(text)
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / 'theory.md').write_text(text + '\n')
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise report.WriteError(f'cannot make {workdir}: {e.strerror}') from None
+  report.write_text(workdir / 'theory.md', text + '\n')
   filters_figure(digit, workdir / 'filters.png')
   print(f'written: {workdir / "theory.md"}, {workdir / "filters.png"}')
   return all(c.passed for c in checks.values())
