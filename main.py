@@ -34,7 +34,7 @@ from absl import app, flags, logging
 
 from dnn_jax import driver, workdir as workdirs
 from dnn_jax.checkpoints import CheckpointError, NothingToEvaluate
-from dnn_jax.config import Config, ConfigError
+from dnn_jax.config import Check, Config, ConfigError
 from dnn_jax.data import DatasetError
 from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config, theory
 from dnn_jax.interrupts import Interrupted
@@ -53,6 +53,36 @@ def _protocol_values(name: str) -> str:
                    for p, values in module.PROTOCOLS.items() if name in values)
 
 
+class _SweepParser(flags.ArgumentParser):
+  """A number, or a comma-separated list of numbers (a sweep), each passing `check`."""
+
+  def __init__(self, check: Check | None):
+    self.check = check
+
+  def parse(self, argument):
+    if not isinstance(argument, str):
+      return argument
+    items = argument.split(',')
+    values = []
+    for position, item in enumerate(items, 1):
+      try:
+        values.append(float(item))
+      except ValueError:
+        raise ValueError(f'item {position} ({item.strip() or "empty"}) is not a number; accepted: '
+                         'a number, or numbers separated by commas') from None
+      if self.check and not self.check.accepts(values[-1]):
+        raise ValueError(f'item {position} ({item}) {self.check.message}')
+    return tuple(values) if len(values) > 1 else values[0]
+
+  def flag_type(self):
+    return 'a number, or a comma-separated list of numbers to sweep'
+
+
+class _SweepSerializer(flags.ArgumentSerializer):
+  def serialize(self, value):
+    return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _define_setting_flags() -> None:
   """One flag per setting of Config: its type, help, choices and check; the default is the
   setting's, or None (the protocol's value) where a protocol sets it."""
@@ -64,11 +94,15 @@ def _define_setting_flags() -> None:
     if by_protocol and field.default is not dataclasses.MISSING:
       by_protocol = f'{field.default}; {by_protocol}'
     help_text = field.metadata['help'] + (f' (default: {by_protocol})' if by_protocol else '')
+    check = field.metadata['check']
+    if field.metadata['sweep']:
+      flags.DEFINE(_SweepParser(check), field.name, default, help_text + ' A list sweeps it.',
+                   serializer=_SweepSerializer())
+      continue
     if field.metadata['choices']:
       flags.DEFINE_enum(field.name, default, list(field.metadata['choices']), help_text)
     else:
       _DEFINE[field.type](field.name, default, help_text)
-    check = field.metadata['check']
     if check:
       flags.register_validator(field.name, lambda v, c=check: v is None or c.accepts(v),
                                f'--{field.name} {check.message}')

@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a variant's training, and what they hold: the seeds' TrainState
+"""Orbax checkpoints of a variant's training, and what they hold: the models' TrainState
 (params, optimizer state, step), their data keys, and the `History` so far (per-step losses,
 per-epoch times), so that a resumed run writes what an uninterrupted one would.
 
@@ -146,17 +146,17 @@ def abstract(item: Any) -> Any:
 
 class History(NamedTuple):
   """What a checkpoint keeps besides the state: per-step losses and per-epoch times."""
-  step_losses: np.ndarray  # float32 (padded seeds, total steps), filled up to the step
+  step_losses: np.ndarray  # float32 (padded models, total steps), filled up to the step
   epoch_times: np.ndarray  # float64 (epochs,)
 
   @classmethod
-  def empty(cls, num_seeds: int, spec: train.TrainSpec) -> History:
-    return cls(np.zeros((num_seeds, spec.total_steps), np.float32),
+  def empty(cls, num_models: int, spec: train.TrainSpec) -> History:
+    return cls(np.zeros((num_models, spec.total_steps), np.float32),
                np.zeros(spec.num_epochs, np.float64))
 
-  def epoch_losses(self, num_seeds: int, steps_per_epoch: int) -> np.ndarray:
-    """(seeds, epochs) mean training loss of each epoch (the last one maybe partial)."""
-    losses = self.step_losses[:num_seeds]
+  def epoch_losses(self, num_models: int, steps_per_epoch: int) -> np.ndarray:
+    """(models, epochs) mean training loss of each epoch (the last one maybe partial)."""
+    losses = self.step_losses[:num_models]
     return np.stack([losses[:, start:start + steps_per_epoch].mean(axis=1)
                      for start in range(0, losses.shape[1], steps_per_epoch)], axis=1)
 

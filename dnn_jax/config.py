@@ -1,13 +1,19 @@
-"""Every setting of a run, declared once in `Config`: type, default, help, check, and whether it
-is part of the run's identity. The flags, the saved config.json, the training spec and the
-tests' configs are all derived from it; each course protocol sets some of them by name
-(`dnn_jax.experiments`).
+"""Every setting of a run, declared once in `Config`: type, default, help, check, whether it is
+part of the run's identity, and whether a list of values sweeps it. The flags, the saved
+config.json, the training spec and the tests' configs are all derived from it; each course
+protocol sets some of them by name (`dnn_jax.experiments`).
+
+A run trains `num_models` models on one models axis: every point of the grid of swept values
+times every seed, grid-major (`Config.model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple
+import itertools
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
 
 from dnn_jax import data, kernels, models
 
@@ -30,11 +36,13 @@ SEED_RANGE = (-2**31, 2**31)  # seeds are int32 on the device: seed + num_seeds 
 
 
 def setting(help: str, default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (),
-            check: Check | None = None, identity: bool = True) -> Any:
+            check: Check | None = None, identity: bool = True, sweep: bool = False) -> Any:
   """A field of Config. No `default`: each protocol sets it. `identity=False`: the setting
-  changes speed or location, not the numbers, so it may differ when a run resumes."""
+  changes speed or location, not the numbers, so it may differ when a run resumes.
+  `sweep=True`: a scalar that changes no shape, so a tuple of values trains one model per
+  value (the training step reads it from `TrainState.hyper`, a traced value)."""
   return dataclasses.field(default=default, metadata=dict(
-      help=help, choices=choices, check=check, identity=identity))
+      help=help, choices=choices, check=check, identity=identity, sweep=sweep))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,7 +57,8 @@ class Config:
                        '0: from --epochs.', 0, check=NON_NEGATIVE)
   batch_size: int = setting('Examples per SGD step; a last partial batch of an epoch is dropped.',
                             check=POSITIVE)
-  learning_rate: float = setting('SGD learning rate.', check=POSITIVE)
+  learning_rate: float | tuple[float, ...] = setting('SGD learning rate.', check=POSITIVE,
+                                                     sweep=True)
   pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.',
                              choices=tuple(PIXEL_DIVISORS))
   sampling: str = setting('shuffle: a new permutation each epoch; with_replacement: uniform '
@@ -58,7 +67,8 @@ class Config:
   initializer: str = setting("torch: PyTorch's default uniform init (the course's); flax: "
                              'lecun_normal weights, zero biases.', 'torch', choices=models.INITS)
   seed: int = setting('Random seed; seed i of a multi-seed run is --seed + i.', 0)
-  num_seeds: int = setting('Independent models trained at once with jax.vmap.', 1, check=POSITIVE)
+  num_seeds: int = setting('Seeds: models trained at once, each with its own initialisation and '
+                           'data order (for every swept value).', 1, check=POSITIVE)
   train_examples: int = setting('Train on the first N training examples; 0: all.', 0,
                                 check=NON_NEGATIVE)
   eval_batch_size: int = setting('Examples per evaluation batch.', 1000, check=POSITIVE,
@@ -69,6 +79,10 @@ class Config:
   micro_batches: int = setting('Differentiate each batch as N slices and sum their gradients (the '
                                'same numbers up to float rounding, faster on CPU); 0: auto (5 on '
                                'CPU, 1 elsewhere).', 0, check=NON_NEGATIVE, identity=False)
+  models_per_chunk: int = setting('Models trained side by side (vmapped); the chunks follow one '
+                                  'another in the same program. 0: auto (on CPU by the size of '
+                                  'a step, elsewhere all models).', 0, check=NON_NEGATIVE,
+                                  identity=False)
   mnist_dir: str = setting('Folder with the 4 MNIST IDX .gz files (default: the ones shipped '
                            'in data/mnist); empty: tensorflow-datasets.',
                            str(data.DEFAULT_MNIST_DIR), identity=False)
@@ -84,9 +98,12 @@ class Config:
       value, rules = getattr(self, field.name), field.metadata
       if rules['choices'] and value not in rules['choices']:
         raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(rules["choices"])}')
-      check = rules['check']
-      if check and not check.accepts(value):
-        raise ConfigError(f'--{field.name}={value}: --{field.name} {check.message}')
+      check, swept = rules['check'], rules['sweep'] and isinstance(value, tuple)
+      if swept and len(value) < 2:
+        raise ConfigError(f'--{field.name}={_flag_text(value)}: a sweep needs two values or more')
+      for item in (value if swept else (value,)):
+        if check and not check.accepts(item):
+          raise ConfigError(f'--{field.name}={_flag_text(value)}: --{field.name} {check.message}')
     low, high = SEED_RANGE
     if not low <= self.seed <= high - self.num_seeds:
       raise ConfigError(f'--seed={self.seed} with --num_seeds={self.num_seeds}: accepted: '
@@ -99,7 +116,36 @@ class Config:
   def from_json(cls, values: Mapping[str, Any]) -> Config:
     """The Config that `to_json` saved (fields it does not know are left out)."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if k == 'variants' else v for k, v in values.items() if k in names})
+    return cls(**{k: tuple(v) if isinstance(v, list) else v
+                  for k, v in values.items() if k in names})
+
+  @property
+  def grid(self) -> tuple[dict[str, float], ...]:
+    """Every combination of the swept settings' values (one empty point when nothing is
+    swept), in the order of the declarations and of each list."""
+    swept = {name: getattr(self, name) for name in sweep_fields()
+             if isinstance(getattr(self, name), tuple)}
+    return tuple(dict(zip(swept, values)) for values in itertools.product(*swept.values()))
+
+  @property
+  def num_models(self) -> int:
+    return len(self.grid) * self.num_seeds
+
+  def model(self, index: int) -> tuple[dict[str, float], int]:
+    """(every sweepable setting's value, seed) of model `index` on the models axis."""
+    point, seed = self.grid[index // self.num_seeds], self.seed + index % self.num_seeds
+    return {name: point.get(name, getattr(self, name)) for name in sweep_fields()}, seed
+
+  def hyper(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """Each of the models `indices`' value of every sweepable setting, as float32."""
+    return {name: np.array([self.model(int(i))[0][name] for i in indices], np.float32)
+            for name in sweep_fields()}
+
+  def describe_model(self, index: int) -> str:
+    """'seed 3', or for a sweep 'learning_rate 0.05, seed 3'."""
+    values, seed = self.model(index)
+    swept = [f'{name} {values[name]:g}' for name in self.grid[0]]
+    return ', '.join([*swept, f'seed {seed}'])
 
   def steps_per_epoch(self, num_train: int) -> int:
     """Full batches per pass over `num_train` examples (a last partial batch is dropped)."""
@@ -110,6 +156,15 @@ class Config:
 
   def total_steps(self, num_train: int) -> int:
     return self.steps or self.epochs * self.steps_per_epoch(num_train)
+
+
+def sweep_fields() -> tuple[str, ...]:
+  """Settings that a list of values sweeps."""
+  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata['sweep'])
+
+
+def _flag_text(value: Any) -> str:
+  return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def identity_fields() -> tuple[str, ...]:

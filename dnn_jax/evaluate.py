@@ -1,5 +1,5 @@
 """Test-set evaluation: the pure function over a split, the course's test line for every
-seed of a variant, and the evaluation of a saved checkpoint."""
+model of a variant, and the evaluation of a saved checkpoint."""
 
 from __future__ import annotations
 
@@ -42,25 +42,26 @@ def evaluate(state: train.TrainState, images: jax.Array,
   return lax.scan(body, zero, (images, labels, weights))[0]
 
 
-evaluate_seeds = jax.jit(train.over_seeds(evaluate, (0, None, None)))
+evaluate_models = jax.jit(train.over_models(evaluate, (0, None, None)))
 
 
 def evaluate_split(state: train.TrainState, split: data.Split, replicated: NamedSharding,
-                   num_seeds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """`evaluate` of every seed on `split`, placed on the devices: numpy (summed losses,
-  numbers correct, predictions per class), padding seeds dropped."""
+                   num_models: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`evaluate` of every model on `split`, placed on the devices: numpy (summed losses,
+  numbers correct, predictions per class), padding models dropped."""
   images, labels = jax.device_put(tuple(split), replicated)
-  return tuple(x[:num_seeds] for x in jax.device_get(evaluate_seeds(state, images, labels)))
+  return tuple(x[:num_models] for x in jax.device_get(evaluate_models(state, images, labels)))
 
 
 def evaluate_variant(config: Config, variant: str, state: train.TrainState, test_split: data.Split,
                  replicated: NamedSharding, log: Callable[[str], None]) -> dict[str, Any]:
-  """Test results of every seed, printed in the course's format."""
-  loss_sums, corrects, predicted = evaluate_split(state, test_split, replicated, config.num_seeds)
+  """Test results of every model, printed in the course's format."""
+  loss_sums, corrects, predicted = evaluate_split(state, test_split, replicated, config.num_models)
   total = len(test_split.labels)
   collapsed = [bool(np.count_nonzero(p) == 1) for p in predicted]
   for i, (loss_sum, correct) in enumerate(zip(loss_sums, corrects)):
-    log(f'[{variant}] seed {config.seed + i}: ' + report.test_line(loss_sum / total, correct, total)
+    log(f'[{variant}] {config.describe_model(i)}: '
+        + report.test_line(loss_sum / total, correct, total)
         + ('  (collapsed: predicts one class only)' if collapsed[i] else ''))
   return dict(test_accuracy=[float(c / total) for c in corrects],
               test_loss=[float(s / total) for s in loss_sums],

@@ -1,31 +1,49 @@
-"""Where the models live: the seed axis sharded over a 1-D mesh of the devices, the data
-replicated, and XLA's memory estimate checked against the device before anything runs."""
+"""Where the models live: the models axis sharded over a 1-D mesh of the devices, the data
+replicated; how many models train side by side; and XLA's memory estimate checked against
+the device before anything runs."""
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dnn_jax import report
-from dnn_jax.config import ConfigError
+from dnn_jax.config import Config, ConfigError
+
+# On one CPU, models are vmapped side by side only while a chunk's training step stays under
+# this many FLOPs: one LeNet step (~250 MFLOP) already keeps 2 cores busy, and 8 vmapped LeNet
+# seeds took 12.8-14.7x one seed's time, where a batch-1 linear step (~6 kFLOP) is dispatch,
+# and 8 vmapped linear seeds took 4.5x one seed (benchmarks/README.md).
+CPU_CHUNK_FLOPS = 10e6
 
 
 class Placement(NamedTuple):
-  padded_seeds: int          # the seed count rounded up to a multiple of the device count
-  seeds: NamedSharding       # the leading seed axis, split over the devices
+  padded_models: int         # the model count rounded up to a multiple of the device count
+  models: NamedSharding      # the leading models axis, split over the devices
   replicated: NamedSharding  # the data: one copy per device
 
 
-def place(num_seeds: int) -> Placement:
+def place(num_models: int) -> Placement:
   devices = jax.devices()
-  mesh = Mesh(np.array(devices), ('seeds',))
-  padded = -(-num_seeds // len(devices)) * len(devices)
-  return Placement(padded, NamedSharding(mesh, PartitionSpec('seeds')),
+  mesh = Mesh(np.array(devices), ('models',))
+  padded = -(-num_models // len(devices)) * len(devices)
+  return Placement(padded, NamedSharding(mesh, PartitionSpec('models')),
                    NamedSharding(mesh, PartitionSpec()))
+
+
+def chunk_width(requested: int, num_models: int, step_flops: Callable[[], float]) -> int:
+  """Models vmapped side by side: `requested` (0: auto). Auto: all of them on accelerators
+  and over several devices; on one CPU, as many as keep a chunk's step (`step_flops()` per
+  model) under CPU_CHUNK_FLOPS, at least one."""
+  if requested:
+    return min(requested, num_models)
+  if num_models == 1 or jax.default_backend() != 'cpu' or len(jax.devices()) > 1:
+    return num_models
+  return int(np.clip(CPU_CHUNK_FLOPS // step_flops(), 1, num_models))
 
 
 def available_memory_bytes() -> int:
@@ -36,19 +54,24 @@ def available_memory_bytes() -> int:
   return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 
-def check_memory(compiled: jax.stages.Compiled, num_seeds: int, padded_seeds: int) -> int:
+def check_memory(compiled: jax.stages.Compiled, config: Config, padded_models: int) -> int:
   """Bytes one device needs for the compiled epoch (XLA's own analysis); fails early,
-  naming the largest seed count that fits, when that is more than the device has."""
+  naming the largest number of models that fits, when that is more than the device has."""
   analysis = compiled.memory_analysis()
   need = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
           - analysis.alias_size_in_bytes + analysis.temp_size_in_bytes)
-  seeds_per_device = padded_seeds // len(jax.devices())
-  per_seed = (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / seeds_per_device
+  models_per_device = padded_models // len(jax.devices())
+  per_model = (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / models_per_device
   available = available_memory_bytes()
   if need > available:
-    largest = int((available - (need - per_seed * seeds_per_device)) // per_seed) * len(jax.devices())
+    largest = int((available - (need - per_model * models_per_device)) // per_model)
+    largest = max(largest * len(jax.devices()), 0)
+    grid = len(config.grid)
+    what = (f'--num_seeds={config.num_seeds}' if grid == 1 else
+            f'a grid of {grid} values x {config.num_seeds} seeds ({config.num_models} models)')
     raise ConfigError(
-        f'--num_seeds={num_seeds} needs about {need / 2**30:.1f} GiB per device '
-        f'({per_seed / 2**20:.0f} MiB per seed), but {available / 2**30:.1f} GiB is free on '
-        f'{report.device_description()}; the largest --num_seeds that fits is {max(largest, 0)}')
+        f'{what} needs about {need / 2**30:.1f} GiB per device ({per_model / 2**20:.0f} MiB '
+        f'per model), but {available / 2**30:.1f} GiB is free on {report.device_description()}; '
+        f'the largest ' + ('--num_seeds' if grid == 1 else 'number of models')
+        + f' that fits is {largest}')
   return need

@@ -1,5 +1,6 @@
-"""A variant's training program: its spec, seed keys and abstract state (`Setup`, nothing
-computed), then its compiled epoch with the data placed and the state initialised (`Program`)."""
+"""A variant's training program: its spec, its models' keys and swept values and abstract
+state (`Setup`, nothing trained), then its compiled epoch with the data placed and the state
+initialised (`Program`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from types import ModuleType
 
 import jax
+import numpy as np
 
 from dnn_jax import checkpoints, data, placement, train
 from dnn_jax.config import Config
@@ -18,13 +20,14 @@ class Setup:
   spec: train.TrainSpec
   init_keys: jax.Array
   data_keys: jax.Array
+  hyper: dict[str, jax.Array]  # each model's value of every sweepable setting
   abstract_state: train.TrainState
   placement: placement.Placement
 
   def untrained(self) -> checkpoints.Training:
     """The variant before its first step (the state as shapes only): the target that a
     checkpoint restores into."""
-    history = checkpoints.History.empty(self.placement.padded_seeds, self.spec)
+    history = checkpoints.History.empty(self.placement.padded_models, self.spec)
     return checkpoints.Training(self.abstract_state, self.data_keys, history)
 
 
@@ -36,14 +39,33 @@ def make_spec(config: Config, experiment: ModuleType, variant: str,
 
 
 def setup(config: Config, experiment: ModuleType, variant: str, num_train: int) -> Setup:
-  where = placement.place(config.num_seeds)
+  """Every model's keys and swept values, on the models axis; the spec with its chunk width."""
+  where = placement.place(config.num_models)
   spec = make_spec(config, experiment, variant, num_train)
-  init_keys, data_keys = jax.device_put(train.seed_keys(config.seed, where.padded_seeds),
-                                        where.seeds)
+  index = np.arange(where.padded_models) % config.num_models  # padding repeats real models
+  init_keys, data_keys = (keys[index % config.num_seeds]
+                          for keys in train.seed_keys(config.seed, config.num_seeds))
+  hyper = config.hyper(index)
+  spec = dataclasses.replace(spec, models_per_chunk=placement.chunk_width(
+      config.models_per_chunk, where.padded_models, lambda: _step_flops(spec, hyper)))
+  init_keys, data_keys, hyper = jax.device_put((init_keys, data_keys, hyper), where.models)
   abstract_state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where.seeds),
-      jax.eval_shape(train.init_seeds, init_keys, spec))
-  return Setup(spec, init_keys, data_keys, abstract_state, where)
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where.models),
+      jax.eval_shape(train.init_models, init_keys, spec, hyper))
+  return Setup(spec, init_keys, data_keys, hyper, abstract_state, where)
+
+
+def step_flops(ready: Setup) -> float:
+  """FLOPs of one model's training step, from XLA's cost analysis of the lowered step."""
+  return _step_flops(ready.spec, ready.hyper)
+
+
+def _step_flops(spec: train.TrainSpec, hyper: dict[str, np.ndarray]) -> float:
+  one = jax.eval_shape(lambda key, hyper: train.init(key, spec, hyper), jax.random.key(0),
+                       {name: values[0] for name, values in hyper.items()})
+  batch = (jax.ShapeDtypeStruct((spec.config.batch_size, 28, 28, 1), np.uint8),
+           jax.ShapeDtypeStruct((spec.config.batch_size,), np.int32))
+  return jax.jit(train.train_step).lower(one, batch).cost_analysis()['flops']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +81,14 @@ class Program:
 
 def compile_program(config: Config, experiment: ModuleType, variant: str,
                     train_split: data.Split) -> Program:
-  """Place the data, compile the seeds' epoch (checking it fits) and initialise the state."""
+  """Place the data, compile the models' epoch (checking it fits) and initialise the state."""
   ready = setup(config, experiment, variant, len(train_split.labels))
   images, labels = jax.device_put(tuple(train_split), ready.placement.replicated)
   keys = train.epoch_keys(ready.data_keys, 0)  # its own small compile is not the epoch's
   start = time.perf_counter()
-  epoch_fn = train.train_epoch_seeds.lower(ready.abstract_state, keys, images, labels).compile()
+  epoch_fn = train.train_epoch_models.lower(ready.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start
-  memory = placement.check_memory(epoch_fn, config.num_seeds, ready.placement.padded_seeds)
-  state = jax.device_put(train.init_seeds(ready.init_keys, ready.spec), ready.placement.seeds)
+  memory = placement.check_memory(epoch_fn, config, ready.placement.padded_models)
+  state = jax.device_put(train.init_models(ready.init_keys, ready.spec, ready.hyper),
+                         ready.placement.models)
   return Program(ready, epoch_fn, state, images, labels, compile_time, memory)

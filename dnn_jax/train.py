@@ -1,19 +1,19 @@
-"""Pure training functions: `init`, `train_step`, `train_epoch`, and the seed keys.
+"""Pure training functions: `init`, `train_step`, `train_epoch`, and the models' keys.
 
 What is static about training lives in a `TrainSpec` (the run's Config, the model, the
 objective and the epoch's shape), a hashable field of `TrainState` that is not a pytree
 node: the state's tree structure fixes the compiled program, so each variant compiles once
-and every epoch reuses it. Datasets are arguments of the jitted functions, never closed
-over, and stay uint8 on the device.
+and every epoch reuses it. What a sweep varies (the learning rate) is traced, in
+`TrainState.hyper`. Datasets are arguments of the jitted functions, never closed over, and
+stay uint8 on the device.
 
-The `*_seeds` functions are the same functions over a leading seed axis of the state and
-keys (`over_seeds`).
+The `*_models` functions are the same functions over a leading models axis of the state and
+keys (`over_models`): chunks of `models_per_chunk` models vmapped, one after another.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import chex
@@ -36,6 +36,7 @@ class TrainSpec:
   objective: str            # a key of losses.OBJECTIVES
   steps_per_epoch: int      # batches drawn per epoch
   total_steps: int          # steps past this are skipped (a last, partial epoch)
+  models_per_chunk: int = 1  # models vmapped side by side (see over_models)
 
   @property
   def steps_per_call(self) -> int:
@@ -51,9 +52,9 @@ class TrainSpec:
     """Epochs run: --epochs, or as many (the last maybe partial) as --steps needs."""
     return -(-self.total_steps // self.steps_per_epoch)
 
-  @functools.cached_property
-  def tx(self) -> optax.GradientTransformation:
-    return optax.sgd(self.config.learning_rate)
+  def optimizer(self, hyper: dict[str, jax.Array]) -> optax.GradientTransformation:
+    """SGD at the model's own (traced) learning rate."""
+    return optax.sgd(hyper['learning_rate'])
 
   def preprocess(self, images: jax.Array) -> jax.Array:
     """uint8 images -> float32, scaled on the device inside the step."""
@@ -65,12 +66,18 @@ class TrainState:
   step: jax.Array
   params: Any
   opt_state: optax.OptState
+  hyper: dict[str, jax.Array]  # this model's value of every sweepable setting (float32)
   spec: TrainSpec = struct.field(pytree_node=False)
 
 
-def init(key: jax.Array, spec: TrainSpec) -> TrainState:
+def init(key: jax.Array, spec: TrainSpec, hyper: dict[str, jax.Array] | None = None) -> TrainState:
+  """A model's initial state; `hyper`: its swept values (default: the config's first model's)."""
+  if hyper is None:
+    hyper = {name: values[0] for name, values in spec.config.hyper([0]).items()}
+  hyper = {name: jnp.asarray(value, jnp.float32) for name, value in hyper.items()}
   params = spec.model.init(key, jnp.zeros((1, 28, 28, 1), jnp.float32))['params']
-  return TrainState(jnp.zeros((), jnp.int32), params, spec.tx.init(params), spec)
+  return TrainState(jnp.zeros((), jnp.int32), params, spec.optimizer(hyper).init(params), hyper,
+                    spec)
 
 
 def default_micro_batches() -> int:
@@ -101,7 +108,8 @@ def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[T
   images, labels = batch
   chex.assert_shape(images, (state.spec.config.batch_size, 28, 28, 1))
   loss, grads = loss_and_grads(state.params, state.spec, images, labels)
-  updates, opt_state = state.spec.tx.update(grads, state.opt_state, state.params)
+  tx = state.spec.optimizer(state.hyper)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
@@ -154,22 +162,32 @@ def seed_keys(seed: int, num_seeds: int) -> tuple[jax.Array, jax.Array]:
 
 
 def epoch_keys(data_keys: jax.Array, epoch: int) -> jax.Array:
-  """Each seed's data-order key for `epoch`: a pure function of seed and epoch."""
+  """Each model's data-order key for `epoch`: a pure function of its seed and the epoch."""
   return jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, epoch)
 
 
-def over_seeds(fn, in_axes: tuple[int | None, ...]):
-  """`jax.vmap(fn, in_axes)`, except that a seed axis of size 1 is indexed away and `fn`
-  called on the one seed (XLA's CPU backend runs size-1 batched matmuls slower). Either way
-  the result has the leading seed axis."""
+def over_models(fn, in_axes: tuple[int | None, ...]):
+  """`fn` over the leading models axis of the arguments with `in_axes` 0; the first argument
+  is a TrainState, whose `spec.models_per_chunk` models at a time are vmapped, the chunks
+  following one another (`lax.map`). A single model is called as it is (XLA's CPU backend
+  runs size-1 batched matmuls slower). Either way the result has the leading models axis."""
   def mapped(*args):
-    seeded = [a for a, axis in zip(args, in_axes) if axis == 0]
-    if {x.shape[0] for x in jax.tree.leaves(seeded)} != {1}:
+    mapped_args = [a for a, axis in zip(args, in_axes) if axis == 0]
+    num_models = jax.tree.leaves(mapped_args)[0].shape[0]
+
+    def one(per_model):
+      per_model = iter(per_model)
+      return fn(*[next(per_model) if axis == 0 else a for a, axis in zip(args, in_axes)])
+
+    if num_models == 1:
+      return jax.tree.map(lambda x: x[None], one([jax.tree.map(lambda x: x[0], a)
+                                                  for a in mapped_args]))
+    width = args[0].spec.models_per_chunk
+    if width >= num_models:
       return jax.vmap(fn, in_axes=in_axes)(*args)
-    args = [jax.tree.map(lambda x: x[0], a) if axis == 0 else a for a, axis in zip(args, in_axes)]
-    return jax.tree.map(lambda x: x[None], fn(*args))
+    return lax.map(one, mapped_args, batch_size=width if width > 1 else None)
   return mapped
 
 
-init_seeds = jax.jit(jax.vmap(init, in_axes=(0, None)), static_argnums=1)
-train_epoch_seeds = jax.jit(over_seeds(train_epoch, (0, 0, None, None)), donate_argnums=0)
+init_models = jax.jit(jax.vmap(init, in_axes=(0, None, 0)), static_argnums=1)
+train_epoch_models = jax.jit(over_models(train_epoch, (0, 0, None, None)), donate_argnums=0)

@@ -22,7 +22,7 @@ def seeds_state(num_seeds=2):
   spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
                    batch_size=10)
   init_keys, data_keys = train.seed_keys(0, num_seeds)
-  return train.init_seeds(init_keys, spec), data_keys
+  return train.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys))), data_keys
 
 
 def test_round_trip_preserves_structure_and_values(tmp_path):

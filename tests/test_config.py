@@ -1,7 +1,9 @@
 """The settings schema: flags derived from it, protocols applied by name, values checked."""
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 
 import main
@@ -63,3 +65,24 @@ def test_identity_leaves_out_what_changes_only_speed_or_location():
 def test_json_round_trip():
   config = make_config('lenet', c3='both', num_seeds=3)
   assert Config.from_json(config.to_json()) == config
+
+
+def test_a_list_of_learning_rates_is_a_grid_of_models():
+  config = make_config('linear', learning_rate=[0.01, 0.1], num_seeds=3, seed=5)
+  assert config.learning_rate == (0.01, 0.1) and config.num_models == 6
+  assert config.grid == ({'learning_rate': 0.01}, {'learning_rate': 0.1})
+  assert [config.model(m) for m in (0, 2, 3)] == [
+      ({'learning_rate': 0.01}, 5), ({'learning_rate': 0.01}, 7), ({'learning_rate': 0.1}, 5)]
+  assert config.describe_model(3) == 'learning_rate 0.1, seed 5'
+  np.testing.assert_array_equal(config.hyper([5, 0])['learning_rate'],
+                                np.array([0.1, 0.01], np.float32))
+  assert Config.from_json(json.loads(json.dumps(config.to_json()))) == config
+  single = make_config('linear', learning_rate=[0.01])
+  assert single.learning_rate == 0.01 and single.grid == ({},) and single.describe_model(0) == 'seed 0'
+
+
+@pytest.mark.parametrize('rates, message', [((0.1,), 'a sweep needs two values or more'),
+                                            ((0.1, -1.0), r'--learning_rate=0.1,-1.0: .* positive')])
+def test_bad_grids_are_config_errors(rates, message):
+  with pytest.raises(ConfigError, match=message):
+    Config.from_json(dict(make_config('linear').to_json(), learning_rate=list(rates)))

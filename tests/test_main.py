@@ -53,6 +53,10 @@ BAD_INPUTS = [
      'larger than the training set (10 examples); accepted: 1..10'),
     (['--no_such_flag=1'], 'no_such_flag', 'Unknown command line flag'),
     (['--kernels=gpu'], '--kernels=gpu', 'auto|cpu|stock'),
+    (['--learning_rate=0.1,,0.2'], '--learning_rate=0.1,,0.2', 'item 2 (empty) is not a number'),
+    (['--learning_rate=0.1,-2'], '--learning_rate=0.1,-2', 'item 2 (-2) must be positive'),
+    (['--learning_rate=0.1,fast'], '--learning_rate=0.1,fast', 'item 2 (fast) is not a number'),
+    (['--models_per_chunk=-1'], '--models_per_chunk=-1', 'must be >= 0'),
     (['--experiment=linear', '--protocol=course'], '--protocol=course',
      'accepted for --experiment=linear: epochs, with_replacement'),
 ]

@@ -58,9 +58,9 @@ def test_micro_batches_change_neither_loss_nor_step(micro_batches):
 
 def run_epochs(spec, split, epochs, seed=0):
   init_keys, data_keys = train.seed_keys(seed, 1)
-  state = train.init_seeds(init_keys, spec)
+  state = train.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys)))
   for epoch in range(epochs):
-    state, step_losses = train.train_epoch_seeds(
+    state, step_losses = train.train_epoch_models(
         state, train.epoch_keys(data_keys, epoch), split.images, split.labels)
   return state, step_losses
 
@@ -111,7 +111,7 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 
 
 def evaluate_accuracy(state, test):
-  _, correct, _ = evaluate.evaluate_seeds(state, test.images, test.labels)
+  _, correct, _ = evaluate.evaluate_models(state, test.images, test.labels)
   return float(correct[0]) / len(test.labels)
 
 

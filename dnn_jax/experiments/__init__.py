@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from dnn_jax import kernels, train
-from dnn_jax.config import AUTO, Config, ConfigError
+from dnn_jax.config import AUTO, Config, ConfigError, sweep_fields
 from dnn_jax.experiments import lenet, linear
 
 EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (lenet, linear)}
@@ -20,7 +20,8 @@ BOTH = 'both'  # the variant choice that trains every variant
 
 def make_config(experiment: str, protocol: str | None = None, **overrides: Any) -> Config:
   """The Config of `protocol` (default: the experiment's first) with `overrides` (None: keep
-  the protocol's value); the variant setting may be `both`; `auto` settings resolved."""
+  the protocol's value); the variant setting may be `both`, a sweepable setting a list;
+  `auto` settings resolved."""
   if experiment not in EXPERIMENTS:
     raise ConfigError(f'--experiment={experiment}: accepted: {", ".join(EXPERIMENTS)}')
   module = EXPERIMENTS[experiment]
@@ -29,6 +30,9 @@ def make_config(experiment: str, protocol: str | None = None, **overrides: Any) 
     raise ConfigError(f'--protocol={protocol}: accepted for --experiment={experiment}: '
                       f'{", ".join(module.PROTOCOLS)}')
   values = {**module.PROTOCOLS[protocol], **{k: v for k, v in overrides.items() if v is not None}}
+  for name in sweep_fields():  # a list sweeps; a list of one is that value
+    if isinstance(values.get(name), (list, tuple)):
+      values[name] = tuple(values[name]) if len(values[name]) > 1 else values[name][0]
   choice = values.pop(module.VARIANT_SETTING)
   if choice not in (*module.VARIANTS, BOTH):
     raise ConfigError(f'--{module.VARIANT_SETTING}={choice}: accepted: '
