@@ -1,9 +1,11 @@
-"""The training-loss figure: each variant's mean curve over seeds, with a min-max band."""
+"""The figures of a training run: the training-loss curves over seeds, and a sweep's accuracy
+against the swept value."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure  # drawn without pyplot: no backend, no global state
@@ -40,4 +42,37 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
+  report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')
+
+
+def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: str) -> None:
+  """Test accuracy against the swept setting `name` (log axis): per variant the mean over
+  seeds with its min-max band, and on a second axis the share of seeds that collapsed or
+  diverged (dashed)."""
+  x = [row['point'][name] for row in rows]
+  fig = Figure(figsize=(8, 5), dpi=120)
+  ax = fig.subplots()
+  failed_ax = ax.twinx()
+  for variant in rows[0]['variants']:
+    stats = [row['variants'][variant] for row in rows]
+    acc = {k: 100 * np.array([s['test_accuracy'][k] for s in stats]) for k in ('mean', 'min', 'max')}
+    line, = ax.plot(x, acc['mean'], marker='o', lw=1.5, label=f'{variant}: mean test accuracy')
+    ax.fill_between(x, acc['min'], acc['max'], color=line.get_color(), alpha=0.2, lw=0,
+                    label=f'{variant}: min-max over seeds')
+    failed = [100 * (s['collapsed'] + s['diverged']) / s['test_accuracy']['n'] for s in stats]
+    failed_ax.plot(x, failed, ls='--', marker='x', color=line.get_color(), alpha=0.8,
+                   label=f'{variant}: seeds collapsed or diverged')
+  ax.set_xscale('log')
+  ax.set_xticks(x, [f'{v:g}' for v in x])
+  ax.minorticks_off()
+  ax.set_xlabel(name)
+  ax.set_ylabel('test accuracy (%)')
+  failed_ax.set_ylabel('seeds collapsed or diverged (%)')
+  failed_ax.set_ylim(-5, 105)
+  ax.set_title(textwrap.fill(title, 100), fontsize=8)
+  handles = [h for a in (ax, failed_ax) for h in a.get_legend_handles_labels()[0]]
+  fig.legend(handles, [h.get_label() for h in handles], fontsize=7, loc='lower center',
+             ncol=3, frameon=False)
+  ax.grid(alpha=0.3)
+  fig.tight_layout(rect=(0, 0.1, 1, 1))
   report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')
