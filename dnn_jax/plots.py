@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure  # drawn without pyplot: no backend, no global state
 
 from dnn_jax import report
+
+
+def figure(**kwargs):
+  """A matplotlib Figure, drawn without pyplot (no backend, no global state); matplotlib is
+  imported here, when a run draws, so that a run's start and its errors stay quick."""
+  from matplotlib.figure import Figure
+  return Figure(**kwargs)
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -27,7 +33,7 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   most a tenth of the run)."""
   num_steps = min(np.shape(losses)[-1] for losses in step_losses.values())
   window = max(1, min(window, num_steps // 10))
-  fig = Figure(figsize=(8, 4.5), dpi=120)
+  fig = figure(figsize=(8, 4.5), dpi=120)
   ax = fig.subplots()
   for name, losses in step_losses.items():
     smooth = moving_average(np.asarray(losses, np.float64), window)
@@ -50,12 +56,13 @@ def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: st
   seeds with its min-max band, and on a second axis the share of seeds that collapsed or
   diverged (dashed)."""
   x = [row['point'][name] for row in rows]
-  fig = Figure(figsize=(8, 5), dpi=120)
+  fig = figure(figsize=(8, 5), dpi=120)
   ax = fig.subplots()
   failed_ax = ax.twinx()
   for variant in rows[0]['variants']:
     stats = [row['variants'][variant] for row in rows]
-    acc = {k: 100 * np.array([s['test_accuracy'][k] for s in stats]) for k in ('mean', 'min', 'max')}
+    acc = {k: 100 * np.array([s['test_accuracy'][k] for s in stats])
+           for k in ('mean', 'min', 'max')}
     line, = ax.plot(x, acc['mean'], marker='o', lw=1.5, label=f'{variant}: mean test accuracy')
     ax.fill_between(x, acc['min'], acc['max'], color=line.get_color(), alpha=0.2, lw=0,
                     label=f'{variant}: min-max over seeds')

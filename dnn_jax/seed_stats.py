@@ -1,11 +1,11 @@
-"""Statistics over seeds: summaries, Welch's t-test and the variance table."""
+"""Statistics over seeds: summaries, the t interval of a mean, Welch's t-test and the variance
+table."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 # Columns of the variance table: (key in a variant's results, heading, format).
 TABLE_METRICS = (('test_accuracy', 'test accuracy (%)', lambda v: f'{100 * v:.2f}'),
@@ -18,6 +18,23 @@ def summary(values: Sequence[float]) -> dict[str, float]:
   std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
   return dict(mean=float(values.mean()), std=std, min=float(values.min()),
               max=float(values.max()), n=len(values))
+
+
+def _student_t():
+  """scipy's Student's t distribution, imported when first needed (it takes about a second,
+  which every run's start and every error would otherwise pay)."""
+  from scipy import stats
+  return stats.t
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+  """Student's t interval of the mean of `values` (the mean twice for a single value)."""
+  values = np.asarray(values, np.float64)
+  if len(values) < 2:
+    return float(values.mean()), float(values.mean())
+  t = _student_t().ppf(0.5 + confidence / 2, len(values) - 1)
+  half = t * values.std(ddof=1) / np.sqrt(len(values))
+  return float(values.mean() - half), float(values.mean() + half)
 
 
 def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -37,8 +54,8 @@ def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> d
     return dict(diff=diff, ci_low=diff, ci_high=diff, t=nan, df=nan, p=nan)
   df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
   t = diff / se
-  half_width = stats.t.ppf(0.5 + confidence / 2, df) * se
-  p = 2 * stats.t.sf(abs(t), df)
+  half_width = _student_t().ppf(0.5 + confidence / 2, df) * se
+  p = 2 * _student_t().sf(abs(t), df)
   return dict(diff=diff, ci_low=float(diff - half_width), ci_high=float(diff + half_width),
               t=float(t), df=float(df), p=float(p))
 

@@ -7,21 +7,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 from dnn_jax import seed_stats
 from dnn_jax.config import Config
 
 PER_MODEL = ('test_accuracy', 'test_loss', 'collapsed', 'diverged')
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-  """Student's t interval of the mean of `values` (the mean twice for a single value)."""
-  values = np.asarray(values, np.float64)
-  if len(values) < 2:
-    return float(values.mean()), float(values.mean())
-  half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-  return float(values.mean() - half), float(values.mean() + half)
 
 
 def summarize(variants: Mapping[str, Mapping[str, Any]], config: Config) -> list[dict[str, Any]]:
@@ -33,7 +23,7 @@ def summarize(variants: Mapping[str, Mapping[str, Any]], config: Config) -> list
     row = dict(point=point, variants={name: dict(
         test_accuracy=seed_stats.summary(p['test_accuracy']),
         test_loss=seed_stats.summary(p['test_loss']),
-        accuracy_interval=tuple(np.clip(mean_interval(p['test_accuracy']), 0, 1)),
+        accuracy_interval=tuple(np.clip(seed_stats.mean_interval(p['test_accuracy']), 0, 1)),
         collapsed=int(sum(p['collapsed'])), diverged=int(sum(p['diverged'])))
         for name, p in part.items()})
     if len(part) == 2:

@@ -1,5 +1,6 @@
-"""Placement of the models axis: padded and sharded over several devices with the same numbers,
-and a memory check that fails early, naming the largest number of models that fits."""
+"""Placement of the models axis: padded and sharded over several devices with the same numbers;
+the CPU rule for the chunk width; and a memory check that fails early, naming the largest
+number of models that fits."""
 
 import os
 import subprocess
@@ -53,3 +54,10 @@ def test_a_grid_shards_over_four_cpu_devices(tmp_path):
   one_device = loop.train_variant(small_config(**GRID), linear, 'logistic',
                                   *linear.load_data(small_config()), log=print)
   np.testing.assert_allclose(np.load(out), one_device['step_losses'], rtol=1e-5)
+
+
+def test_the_cpu_rule_for_the_chunk_width():
+  assert placement.chunk_width(0, 8, lambda: 250e6) == 1  # a LeNet step fills the CPU
+  assert placement.chunk_width(0, 8, lambda: 6e3) == 8    # a batch-1 linear step does not
+  assert placement.chunk_width(0, 8, lambda: 3e6) == 3
+  assert placement.chunk_width(5, 8, lambda: 6e3) == 5 and placement.chunk_width(9, 8, None) == 8

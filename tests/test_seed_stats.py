@@ -76,3 +76,10 @@ def test_variance_table_without_collapse_has_one_set_of_statistics():
   w = seed_stats.welch([0.95, 0.96, 0.97], [0.94, 0.4932, 0.92])
   assert f'p = {w["p"]:.3g}' in table
   assert np.isfinite(w['p'])
+
+
+def test_mean_interval():
+  low, high = seed_stats.mean_interval([1.0, 2.0, 3.0])
+  assert (low + high) / 2 == pytest.approx(2.0) and high - 2.0 == pytest.approx(4.303 / 3 ** 0.5,
+                                                                                rel=1e-3)
+  assert seed_stats.mean_interval([0.5]) == (0.5, 0.5)

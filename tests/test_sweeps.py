@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnn_jax import driver, loop, sweeps
+from dnn_jax import driver, loop
 from dnn_jax.experiments import linear
 from tests.conftest import small_config
 
@@ -91,10 +91,3 @@ def test_a_sweep_resumes_and_evaluates(tmp_path):
   trained = driver.train_and_evaluate(config, tmp_path, log=lambda line: None)
   evaluated = driver.evaluate(config, tmp_path, log=lambda line: None)
   assert evaluated['logistic']['correct'] == trained['variants']['logistic']['correct']
-
-
-def test_mean_interval():
-  low, high = sweeps.mean_interval([1.0, 2.0, 3.0])
-  assert (low + high) / 2 == pytest.approx(2.0) and high - 2.0 == pytest.approx(4.303 / 3 ** 0.5,
-                                                                                rel=1e-3)
-  assert sweeps.mean_interval([0.5]) == (0.5, 0.5)

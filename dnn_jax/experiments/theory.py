@@ -11,9 +11,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from matplotlib.figure import Figure
 
-from dnn_jax import data, homework, report
+from dnn_jax import data, homework, plots, report
 
 NAME = 'theory'
 
@@ -57,7 +56,7 @@ def filters_figure(digit: np.ndarray, path: str | Path) -> None:
             (diffs[..., 1], 'X[i,j+1] - X[i,j] (w2)', 'RdBu_r'),
             (means[3], '3x3 mean filter', 'gray'), (means[5], '5x5 mean filter', 'gray'),
             (rgb, 'synthetic RGB image', None), (gray, 'gray by 1x1 conv (.299,.587,.114)', 'gray')]
-  fig = Figure(figsize=(12, 7), dpi=110)
+  fig = plots.figure(figsize=(12, 7), dpi=110)
   axes = fig.subplots(2, 4)
   for ax, (image, title, cmap) in zip(axes.flat, panels):
     limit = np.abs(image).max() if cmap == 'RdBu_r' else None
