@@ -1,8 +1,14 @@
-"""LeNet-5 on the ten MNIST digits, sparse C3 (LeCun 1998, Table I) against full C3.
+r"""LeNet-5 on the ten MNIST digits, sparse C3 (LeCun 1998, Table I) against full C3.
 
 Command:  python main.py --experiment=lenet --c3=both
 Expected: 98.67% sparse, 98.71% full (seed 0, 10 epochs; the course: 98.41% / 98.64% sparse,
 98.67% / 98.71% full); 60,806 parameters sparse, 61,706 full.
+
+A learning-rate sweep (80 models per variant, about 11 minutes each on 2 CPU cores):
+Command:  python main.py --experiment=lenet --c3=both --num_seeds=8 \
+          --learning_rate=0.02,0.05,0.1,0.2,0.5
+Expected: best rate 0.5 (98.88% sparse, 98.87% full); sparse - full between -0.25 and +0.01
+points, no Welch p under 0.05.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ run each; the spread over seeds is about 1%).
 The course's second protocol, 50,000 uniform single draws on raw 0..255 pixels, with a bias:
 Command:  python main.py --experiment=linear --protocol=with_replacement --loss=both --num_seeds=5
 Expected: logistic about 95.5%; sum of squares collapses to one class in about half the seeds.
+
+Its sweep: --learning_rate=1e-5,3e-5,1e-4,3e-4,1e-3 --num_seeds=16 (with the command above)
+Expected: sum of squares collapses in 0, 1, 6, 14, 15 of 16 seeds; logistic in none, ~96%.
 """
 
 from __future__ import annotations
