@@ -34,7 +34,7 @@ from absl import app, flags, logging
 
 from dnn_jax import driver, workdir as workdirs
 from dnn_jax.checkpoints import CheckpointError, NothingToEvaluate
-from dnn_jax.config import Check, Config, ConfigError
+from dnn_jax.config import Check, Config, ConfigError, flag_text
 from dnn_jax.data import DatasetError
 from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config, theory
 from dnn_jax.interrupts import Interrupted
@@ -80,7 +80,7 @@ class _SweepParser(flags.ArgumentParser):
 
 class _SweepSerializer(flags.ArgumentSerializer):
   def serialize(self, value):
-    return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return flag_text(value)
 
 
 def _define_setting_flags() -> None:

@@ -100,10 +100,10 @@ class Config:
         raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(rules["choices"])}')
       check, swept = rules['check'], rules['sweep'] and isinstance(value, tuple)
       if swept and len(value) < 2:
-        raise ConfigError(f'--{field.name}={_flag_text(value)}: a sweep needs two values or more')
+        raise ConfigError(f'--{field.name}={flag_text(value)}: a sweep needs two values or more')
       for item in (value if swept else (value,)):
         if check and not check.accepts(item):
-          raise ConfigError(f'--{field.name}={_flag_text(value)}: --{field.name} {check.message}')
+          raise ConfigError(f'--{field.name}={flag_text(value)}: --{field.name} {check.message}')
     low, high = SEED_RANGE
     if not low <= self.seed <= high - self.num_seeds:
       raise ConfigError(f'--seed={self.seed} with --num_seeds={self.num_seeds}: accepted: '
@@ -163,7 +163,8 @@ def sweep_fields() -> tuple[str, ...]:
   return tuple(f.name for f in dataclasses.fields(Config) if f.metadata['sweep'])
 
 
-def _flag_text(value: Any) -> str:
+def flag_text(value: Any) -> str:
+  """A setting's value as its flag takes it: a sweep's values joined by commas."""
   return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 

@@ -66,7 +66,7 @@ def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: st
     line, = ax.plot(x, acc['mean'], marker='o', lw=1.5, label=f'{variant}: mean test accuracy')
     ax.fill_between(x, acc['min'], acc['max'], color=line.get_color(), alpha=0.2, lw=0,
                     label=f'{variant}: min-max over seeds')
-    failed = [100 * (s['collapsed'] + s['diverged']) / s['test_accuracy']['n'] for s in stats]
+    failed = [100 * s['failed'] / s['test_accuracy']['n'] for s in stats]
     failed_ax.plot(x, failed, ls='--', marker='x', color=line.get_color(), alpha=0.8,
                    label=f'{variant}: seeds collapsed or diverged')
   ax.set_xscale('log')

@@ -24,7 +24,8 @@ def summarize(variants: Mapping[str, Mapping[str, Any]], config: Config) -> list
         test_accuracy=seed_stats.summary(p['test_accuracy']),
         test_loss=seed_stats.summary(p['test_loss']),
         accuracy_interval=tuple(np.clip(seed_stats.mean_interval(p['test_accuracy']), 0, 1)),
-        collapsed=int(sum(p['collapsed'])), diverged=int(sum(p['diverged'])))
+        collapsed=int(sum(p['collapsed'])), diverged=int(sum(p['diverged'])),
+        failed=int(sum(c or d for c, d in zip(p['collapsed'], p['diverged']))))
         for name, p in part.items()})
     if len(part) == 2:
       row['difference'] = seed_stats.welch(*(p['test_accuracy'] for p in part.values()))

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnn_jax import driver, loop
+from dnn_jax import driver, loop, sweeps
 from dnn_jax.experiments import linear
 from tests.conftest import small_config
 
@@ -84,6 +84,8 @@ def test_a_diverging_model_is_marked_and_the_others_go_on(splits):
   assert any('learning_rate 1e+30, seed 3); try --learning_rate=1e+29; marked' in line
              for line in lines)
   assert min(result['test_accuracy'][:2]) > 0.8
+  rows = sweeps.summarize({'logistic': result}, config)  # each failed seed counted once
+  assert [row['variants']['logistic']['failed'] for row in rows] == [0, 2]
 
 
 def test_a_sweep_resumes_and_evaluates(tmp_path):
