@@ -177,16 +177,18 @@ def config_to_evaluate(workdir: Path) -> Config:
 _NOT_REPEATED = ('workdir', 'mode', 'checkpoint_step', 'overwrite')
 
 
-def next_command(workdir: str, mode: str) -> str:
+def next_command(workdir: str | None, mode: str) -> str:
   """The exact command line that resumes (`mode='train'`) or evaluates (`'eval'`) the run in
-  `workdir`, to be pasted in the directory this one started from."""
+  `workdir`, to be pasted in the directory this one started from; with no `workdir`, the
+  command that trains the same run again in a new one."""
   if mode == 'eval':
     given = ['--mode=eval']
   else:
     every_flag = {id(f): f for module_flags in FLAGS.flags_by_module_dict().values()
                   for f in module_flags}.values()
     given = [f.serialize() for f in every_flag if f.present and f.name not in _NOT_REPEATED]
-  return shlex.join([_python_command(), sys.argv[0], *given, f'--workdir={workdir}'])
+  return shlex.join([_python_command(), sys.argv[0], *given,
+                     *([f'--workdir={workdir}'] if workdir else [])])
 
 
 def _python_command() -> str:
@@ -228,7 +230,8 @@ def main(argv: list[str]) -> int:
       return 0
     driver.train_and_evaluate(config_from_flags(FLAGS.experiment), workdir,
                               overwrite=FLAGS.overwrite,
-                              resume_command=next_command(workdir, 'train'))
+                              resume_command=next_command(workdir, 'train'),
+                              command=next_command(None, 'train'))
     print(f'to evaluate again: {next_command(workdir, "eval")}')
     return 0
   except ConfigError as e:

@@ -45,7 +45,8 @@ class Checkpoints:
       raise NothingToEvaluate(f'no checkpoint in {self.directory}')
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_handlers=ocp.StandardCheckpointHandler())
     if not read_only:
       self._remove_unfinished()
 
@@ -90,7 +91,11 @@ class Checkpoints:
                             'start afresh')
     return None
 
-  def _restore_verified(self, step: int, abstract_item: Any) -> Any:
+  def _restore_verified(self, step: int, abstract_item: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `abstract_item` that the checkpoint holds (an older version's holds
+    fewer), restored and checked against their sha256."""
+    saved_keys = self._manager.item_metadata(step).keys()
+    abstract_item = {k: v for k, v in abstract_item.items() if k in saved_keys}
     item = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_item))
     saved = (self._manager.metadata(step).custom_metadata or {}).get(SHA256)
     if saved is not None and saved != digest(item):
@@ -145,13 +150,19 @@ def abstract(item: Any) -> Any:
 
 
 class History(NamedTuple):
-  """What a checkpoint keeps besides the state: per-step losses and per-epoch times."""
-  step_losses: np.ndarray  # float32 (padded models, total steps), filled up to the step
-  epoch_times: np.ndarray  # float64 (epochs,)
+  """What a checkpoint keeps besides the state: per-step training losses, per-epoch test
+  results (NaN for epochs not tested) and per-epoch times."""
+  step_losses: np.ndarray    # float32 (padded models, total steps), filled up to the step
+  epoch_times: np.ndarray    # float64 (epochs,): training seconds
+  test_accuracy: np.ndarray  # float32 (padded models, epochs)
+  test_loss: np.ndarray      # float32 (padded models, epochs)
+  test_times: np.ndarray     # float64 (epochs,): testing seconds
 
   @classmethod
   def empty(cls, num_models: int, spec: train.TrainSpec) -> History:
+    untested = np.full((num_models, spec.num_epochs), np.nan, np.float32)
     return cls(np.zeros((num_models, spec.total_steps), np.float32),
+               np.zeros(spec.num_epochs, np.float64), untested, untested.copy(),
                np.zeros(spec.num_epochs, np.float64))
 
   def epoch_losses(self, num_models: int, steps_per_epoch: int) -> np.ndarray:
@@ -179,8 +190,9 @@ def restore_training(ckpts: Checkpoints, like: Training, step: int | None,
   item = ckpts.restore(abstract(_item(like)), step, log, set_aside)
   if item is None:
     return None
-  return Training(item['state'], jax.random.wrap_key_data(item['data_keys']),
-                  History(np.asarray(item['step_losses']), np.asarray(item['epoch_times'])))
+  history = like.history._replace(**{name: np.asarray(item[name]) for name in History._fields
+                                     if name in item})  # a field an older version lacks: empty
+  return Training(item['state'], jax.random.wrap_key_data(item['data_keys']), history)
 
 
 def size_bytes(training: Training) -> int:
@@ -191,4 +203,4 @@ def size_bytes(training: Training) -> int:
 
 def _item(training: Training) -> dict[str, Any]:
   return dict(state=training.state, data_keys=jax.random.key_data(training.data_keys),
-              step_losses=training.history.step_losses, epoch_times=training.history.epoch_times)
+              **training.history._asdict())

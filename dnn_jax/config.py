@@ -71,8 +71,12 @@ class Config:
                            'data order (for every swept value).', 1, check=POSITIVE)
   train_examples: int = setting('Train on the first N training examples; 0: all.', 0,
                                 check=NON_NEGATIVE)
-  eval_batch_size: int = setting('Examples per evaluation batch.', 1000, check=POSITIVE,
-                                 identity=False)
+  eval_batch_size: int = setting('Examples per evaluation batch (100: the fastest measured for '
+                                 'LeNet on CPU, 0.16 s per model for the test set, 1,000: 0.29 s).',
+                                 100, check=POSITIVE, identity=False)
+  test_every_epochs: int = setting('Test every model every N epochs (and after the last one); 0: '
+                                   'after the last one only.', 1, check=NON_NEGATIVE,
+                                   identity=False)
   kernels: str = setting("LeNet's conv/tanh/pool ops: cpu (hand-written, fast on CPU) or stock "
                          "(XLA's, cuDNN on GPU); auto: by platform.", AUTO,
                          choices=(AUTO, *kernels.KERNELS), identity=False)

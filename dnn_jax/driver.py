@@ -7,8 +7,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from dnn_jax import checkpoints, evaluate as evaluation, interrupts, loop, outputs, programs
-from dnn_jax import report
+from dnn_jax import checkpoints, evaluate as evaluation, interrupts, loop, metrics, outputs
+from dnn_jax import programs, report
 from dnn_jax import workdir as workdirs
 from dnn_jax.config import Config
 from dnn_jax.experiments import EXPERIMENTS
@@ -44,9 +44,11 @@ def _checkpoint_bytes(config: Config, experiment: ModuleType, num_train: int) ->
 
 
 def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str], None] = print,
-                       overwrite: bool = False, resume_command: str = '') -> dict[str, Any]:
+                       overwrite: bool = False, resume_command: str = '',
+                       command: str = '') -> dict[str, Any]:
   """Train every variant (resuming from `workdir`'s checkpoints), test it, and write the
-  outputs to `workdir`; returns what results.json holds.
+  outputs to `workdir` (metrics.jsonl as it goes; report.md gives `command`, the one that
+  reproduces the run); returns what results.json holds.
 
   Everything is checked (settings, data, the workdir and its free space) before anything is
   written; the workdir is locked for the run, and then `resume_command` printed. A first
@@ -63,16 +65,20 @@ def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str],
       workdirs.check_config(workdir, config, overwrite)
       log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'
                                    if resume_command else ''))
-      variants = {}
-      for variant in config.variants:
-        ckpts = _checkpoints(workdir, config, variant)
-        try:
-          variants[variant] = loop.train_variant(config, experiment, variant, train_split,
-                                                 test_split, log, ckpts, stops)
-        finally:
-          ckpts.close()
-      step_losses = {v: r.pop('step_losses') for v, r in variants.items()}
-      return outputs.write(config, variants, step_losses, num_train, workdir, log)
+      trained = {}
+      metrics_log = metrics.MetricsLog(workdir, config)
+      try:
+        for variant in config.variants:
+          ckpts = _checkpoints(workdir, config, variant)
+          try:
+            trained[variant] = loop.train_variant(config, experiment, variant, train_split,
+                                                  test_split, log, ckpts, stops, metrics_log)
+          finally:
+            ckpts.close()
+      finally:
+        metrics_log.close()
+      return outputs.write(config, experiment, trained, train_split, test_split, workdir, log,
+                           command)
 
 
 def evaluate(config: Config, workdir: str | Path, step: int | None = None,

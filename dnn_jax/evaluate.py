@@ -1,10 +1,11 @@
-"""Test-set evaluation: the pure function over a split, the course's test line for every
-model of a variant, and the evaluation of a saved checkpoint."""
+"""Test-set evaluation: the pure function over a split (loss, accuracy, confusion matrix and
+each prediction), the course's test line for every model of a variant, and the evaluation of
+a saved checkpoint."""
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +17,16 @@ from dnn_jax import checkpoints, data, losses, programs, report, train
 from dnn_jax.config import Config
 
 
-def evaluate(state: train.TrainState, images: jax.Array,
-             labels: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(summed loss, number correct, predictions per class) over the whole split, in batches
-  of `eval_batch_size`."""
+class Tested(NamedTuple):
+  """A model's (or, with a leading models axis, every model's) results on a split."""
+  loss_sum: Any     # summed loss
+  correct: Any      # number correct
+  confusion: Any    # (classes, classes): [true class, predicted class] counts
+  predictions: Any  # the predicted class of each example
+
+
+def evaluate(state: train.TrainState, images: jax.Array, labels: jax.Array) -> Tested:
+  """`Tested` over the whole split, in batches of `eval_batch_size`."""
   spec, n = state.spec, images.shape[0]
   batch = min(spec.config.eval_batch_size, n)
   num_batches = -(-n // batch)
@@ -34,38 +41,44 @@ def evaluate(state: train.TrainState, images: jax.Array,
     outputs = spec.model.apply({'params': state.params}, spec.preprocess(x))
     loss = jnp.sum(jnp.where(w, objective.loss(outputs, y), 0.0))
     correct = jnp.sum(w & objective.correct(outputs, y))
-    predicted = jnp.zeros(objective.num_classes, jnp.int32).at[objective.predict(outputs)].add(w)
-    return (totals[0] + loss, totals[1] + correct, totals[2] + predicted), None
+    predicted = objective.predict(outputs).astype(jnp.int32)
+    confusion = totals[2].at[objective.label_class(y), predicted].add(w)
+    return (totals[0] + loss, totals[1] + correct, confusion), predicted
 
+  classes = objective.num_classes
   zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
-          jnp.zeros(objective.num_classes, jnp.int32))
-  return lax.scan(body, zero, (images, labels, weights))[0]
+          jnp.zeros((classes, classes), jnp.int32))
+  totals, predicted = lax.scan(body, zero, (images, labels, weights))
+  return Tested(*totals, predicted.reshape(-1)[:n])
 
 
 evaluate_models = jax.jit(train.over_models(evaluate, (0, None, None)))
 
 
-def evaluate_split(state: train.TrainState, split: data.Split, replicated: NamedSharding,
-                   num_models: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """`evaluate` of every model on `split`, placed on the devices: numpy (summed losses,
-  numbers correct, predictions per class), padding models dropped."""
-  images, labels = jax.device_put(tuple(split), replicated)
-  return tuple(x[:num_models] for x in jax.device_get(evaluate_models(state, images, labels)))
+def place(split: data.Split, replicated: NamedSharding) -> tuple[jax.Array, jax.Array]:
+  """A split's (images, labels) on the devices, one copy each, to test on again and again."""
+  return jax.device_put(tuple(split), replicated)
 
 
-def evaluate_variant(config: Config, variant: str, state: train.TrainState, test_split: data.Split,
-                 replicated: NamedSharding, log: Callable[[str], None]) -> dict[str, Any]:
-  """Test results of every model, printed in the course's format."""
-  loss_sums, corrects, predicted = evaluate_split(state, test_split, replicated, config.num_models)
-  total = len(test_split.labels)
-  collapsed = [bool(np.count_nonzero(p) == 1) for p in predicted]
-  for i, (loss_sum, correct) in enumerate(zip(loss_sums, corrects)):
+def test_models(state: train.TrainState, placed: tuple[jax.Array, jax.Array],
+                num_models: int) -> Tested:
+  """`evaluate` of every model on a `place`d split: numpy, padding models dropped."""
+  return Tested(*(x[:num_models] for x in jax.device_get(evaluate_models(state, *placed))))
+
+
+def results(config: Config, variant: str, tested: Tested,
+            log: Callable[[str], None]) -> dict[str, Any]:
+  """Every model's test results, printed in the course's format, as results.json holds them."""
+  total = int(tested.confusion[0].sum())
+  collapsed = [bool(np.count_nonzero(c.sum(axis=0)) == 1) for c in tested.confusion]
+  for i, (loss_sum, correct) in enumerate(zip(tested.loss_sum, tested.correct)):
     log(f'[{variant}] {config.describe_model(i)}: '
         + report.test_line(loss_sum / total, correct, total)
         + ('  (collapsed: predicts one class only)' if collapsed[i] else ''))
-  return dict(test_accuracy=[float(c / total) for c in corrects],
-              test_loss=[float(s / total) for s in loss_sums],
-              correct=[int(c) for c in corrects], total=total, collapsed=collapsed)
+  return dict(test_accuracy=[float(c / total) for c in tested.correct],
+              test_loss=[float(s / total) for s in tested.loss_sum],
+              correct=[int(c) for c in tested.correct], total=total, collapsed=collapsed,
+              confusion=tested.confusion.tolist())
 
 
 def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str, num_train: int,
@@ -83,5 +96,6 @@ def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str, nu
   if restored_step != final:
     log(f'WARNING: [{variant}] step {restored_step} is not the run\'s final step ({final}): the '
         'test lines below are of a model trained part of the way')
-  return evaluate_variant(config, variant, restored.state, test_split,
-                          ready.placement.replicated, log)
+  tested = test_models(restored.state, place(test_split, ready.placement.replicated),
+                       config.num_models)
+  return results(config, variant, tested, log)

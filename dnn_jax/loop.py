@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
-from dnn_jax import checkpoints, data, evaluate, interrupts, losses, models, programs, train
+from dnn_jax import checkpoints, data, evaluate, interrupts, losses, metrics, models, programs
+from dnn_jax import progress, train
 from dnn_jax.config import Config
 
 # A model whose mean training loss over an epoch is this many times its initial model's test
@@ -25,17 +26,27 @@ class TrainingDiverged(RuntimeError):
   """The training loss became NaN or infinite, or rose far above where it started."""
 
 
+class Trained(NamedTuple):
+  """A variant's results (what results.json holds) and the arrays its figures draw."""
+  results: dict[str, Any]
+  step_losses: np.ndarray       # (models, steps)
+  test_accuracy: np.ndarray     # (models, epochs), NaN where an epoch was not tested
+  params: Any                   # every model's parameters, numpy, with the models axis
+  predictions: np.ndarray       # (models, test examples): the class each model predicts
+
+
 def train_variant(config: Config, experiment: ModuleType, variant: str, train_split: data.Split,
                   test_split: data.Split, log: Callable[[str], None],
-                  ckpts: checkpoints.Checkpoints | None = None,
-                  stops: Sequence[int] = ()) -> dict[str, Any]:
-  """Train the `config.num_models` models of one variant as one program; test them.
+                  ckpts: checkpoints.Checkpoints | None = None, stops: Sequence[int] = (),
+                  metrics_log: metrics.MetricsLog | None = None) -> Trained:
+  """Train the `config.num_models` models of one variant as one program, testing them every
+  `config.test_every_epochs` epochs and after the last.
 
   With `ckpts`, resumes from the newest intact checkpoint and saves one after every call
-  of the epoch function. A signal number in `stops` (`interrupts.stop_requests`) stops it
-  with `interrupts.Interrupted` before training or after the chunk in progress. A diverging
-  model stops a single-value run (`TrainingDiverged`); in a sweep it is marked and the others
-  go on. Returns the variant's results, with the per-step training losses under 'step_losses'.
+  of the epoch function; with `metrics_log`, writes a line after every call. A signal number
+  in `stops` (`interrupts.stop_requests`) stops it with `interrupts.Interrupted` before
+  training or after the call in progress. A diverging model stops a single-value run
+  (`TrainingDiverged`); in a sweep it is marked and the others go on.
   """
   program = programs.compile_program(config, experiment, variant, train_split)
   spec, num_models = program.setup.spec, config.num_models
@@ -43,9 +54,9 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
                                            jax.tree.map(lambda p: p[0], program.state.params))
   log(f'[{variant}] {num_params:,} trainable parameters; {num_models} model(s), '
       f'{spec.models_per_chunk} side by side, compiled in {program.compile_time_s:.2f}s')
-  replicated = program.setup.placement.replicated
+  test_data = evaluate.place(test_split, program.setup.placement.replicated)
   initial_loss = np.maximum(
-      evaluate.evaluate_split(program.state, test_split, replicated, num_models)[0]
+      evaluate.test_models(program.state, test_data, num_models).loss_sum
       / len(test_split.labels), losses.OBJECTIVES[spec.objective].chance_loss)
   training = program.setup.untrained()._replace(state=program.state)
   if ckpts:
@@ -55,6 +66,8 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   if step:  # checkpoints are written after a chunk, so only a restored state is past 0
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
+  if metrics_log:
+    metrics_log.start(variant, spec, history, step, num_models)
 
   if stops and step < spec.total_steps:
     raise interrupts.Interrupted(
@@ -62,12 +75,16 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
         + (f'its checkpoints are in {ckpts.directory}' if step else 'no checkpoint of it yet'),
         stops[0])
   diverged = _diverged(history, initial_loss, spec, step, num_models)
+  tested = None
   while step < spec.total_steps:
     epoch = step // spec.steps_per_epoch
     start = time.perf_counter()
-    state, chunk_losses = program.epoch_fn(state, train.epoch_keys(data_keys, epoch),
-                                           program.images, program.labels)
-    interrupts.wait_until_ready(chunk_losses)
+    with progress.watching(progress.Progress(
+        f'[{variant}] epoch {epoch + 1}', program.setup.placement.padded_models,
+        spec.steps_per_call * config.batch_size, log)):
+      state, chunk_losses = program.epoch_fn(state, train.epoch_keys(data_keys, epoch),
+                                             program.images, program.labels)
+      interrupts.wait_until_ready(chunk_losses)
     new_step = int(state.step[0])
     history.epoch_times[epoch] += time.perf_counter() - start
     history.step_losses[:, step:new_step] = np.asarray(chunk_losses)[:, :new_step - step]
@@ -79,30 +96,72 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
         raise TrainingDiverged(message)
       log(message + '; marked, the other models go on')
     diverged = now_diverged
-    if step % spec.steps_per_epoch == 0 or step == spec.total_steps:
-      epoch_losses = history.step_losses[:num_models, epoch * spec.steps_per_epoch:step]
-      log(f'[{variant}] epoch {epoch + 1}: train loss '
-          f'{epoch_losses[~diverged].mean() if not diverged.all() else np.nan:.4f}, '
-          f'{history.epoch_times[epoch]:.2f}s ({history.epoch_times.sum():.2f}s elapsed)')
+    epoch_ended = step % spec.steps_per_epoch == 0 or step == spec.total_steps
+    if epoch_ended and _tested_after(config, spec, epoch):
+      start = time.perf_counter()
+      tested = evaluate.test_models(state, test_data, num_models)
+      history.test_times[epoch] = time.perf_counter() - start
+      history.test_accuracy[:num_models, epoch] = tested.correct / len(test_split.labels)
+      history.test_loss[:num_models, epoch] = tested.loss_sum / len(test_split.labels)
+    if epoch_ended:
+      log(_epoch_line(variant, history, spec, epoch, step, diverged, num_models))
     if ckpts:
       checkpoints.save_training(ckpts, step, checkpoints.Training(state, data_keys, history))
+    if metrics_log:
+      metrics_log.append(metrics.record(variant, spec, history, step, num_models))
     if stops:
       raise interrupts.Interrupted(
           f'[{variant}] interrupted by signal {stops[0]} at epoch {epoch + 1}, step {step}: '
           + (f'checkpoint saved in {ckpts.directory}' if ckpts else 'no checkpoint (no workdir)'),
           stops[0])
-  train_time = float(history.epoch_times.sum())
+  train_time, test_time = float(history.epoch_times.sum()), float(history.test_times.sum())
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{program.compile_time_s:.2f}s '
-      'compile)')
-  tested = evaluate.evaluate_variant(config, variant, state, test_split, replicated, log)
-  return dict(
-      num_params=num_params, **tested, diverged=diverged.tolist(),
+      f'compile, +{test_time:.2f}s testing during training)')
+  if tested is None:  # resumed after the last step, or the last epoch was not tested
+    tested = evaluate.test_models(state, test_data, num_models)
+  results = dict(
+      num_params=num_params, **evaluate.results(config, variant, tested, log),
+      diverged=diverged.tolist(),
       train_loss_per_epoch=history.epoch_losses(num_models, spec.steps_per_epoch).tolist(),
-      compile_time_s=program.compile_time_s, train_time_s=train_time,
-      epoch_time_s=history.epoch_times.tolist(), models_per_chunk=spec.models_per_chunk,
+      test_accuracy_per_epoch=_json_floats(history.test_accuracy[:num_models]),
+      test_loss_per_epoch=_json_floats(history.test_loss[:num_models]),
+      compile_time_s=program.compile_time_s, train_time_s=train_time, test_time_s=test_time,
+      epoch_time_s=history.epoch_times.tolist(), test_time_per_epoch_s=history.test_times.tolist(),
+      models_per_chunk=spec.models_per_chunk,
       peak_device_memory_bytes=(jax.devices()[0].memory_stats() or {}).get('peak_bytes_in_use'),
-      xla_memory_estimate_bytes=program.memory_estimate_bytes,
-      step_losses=history.step_losses[:num_models])
+      xla_memory_estimate_bytes=program.memory_estimate_bytes)
+  params = jax.tree.map(lambda p: np.asarray(p)[:num_models], jax.device_get(state.params))
+  return Trained(results, history.step_losses[:num_models], history.test_accuracy[:num_models],
+                 params, tested.predictions)
+
+
+def _tested_after(config: Config, spec: train.TrainSpec, epoch: int) -> bool:
+  """Whether the models are tested at the end of `epoch` (0-based): every
+  `test_every_epochs`-th, and the last."""
+  every = config.test_every_epochs
+  return epoch + 1 == spec.num_epochs or bool(every and (epoch + 1) % every == 0)
+
+
+def _epoch_line(variant: str, history: checkpoints.History, spec: train.TrainSpec, epoch: int,
+                step: int, diverged: np.ndarray, num_models: int) -> str:
+  """'[sparse] epoch 3: train loss 0.0512, test accuracy 98.12% (98.05-98.20), ...'."""
+  epoch_losses = history.step_losses[:num_models, epoch * spec.steps_per_epoch:step]
+  line = (f'[{variant}] epoch {epoch + 1}: train loss '
+          f'{epoch_losses[~diverged].mean() if not diverged.all() else np.nan:.4f}')
+  accuracy = 100 * history.test_accuracy[:num_models, epoch]
+  if not np.isnan(accuracy).all():
+    line += f', test accuracy {accuracy.mean():.2f}%'
+    if num_models > 1:
+      line += f' ({accuracy.min():.2f}-{accuracy.max():.2f})'
+    line += f', test loss {history.test_loss[:num_models, epoch].mean():.4f}'
+  tested = f' + {history.test_times[epoch]:.2f}s testing' if history.test_times[epoch] else ''
+  return (line + f'; {history.epoch_times[epoch]:.2f}s{tested} '
+          f'({history.epoch_times.sum():.2f}s training elapsed)')
+
+
+def _json_floats(values: np.ndarray) -> list[list[float | None]]:
+  """A float array as JSON lists, NaN (not tested) as null."""
+  return [[float(v) if np.isfinite(v) else None for v in row] for row in values]
 
 
 def _finished_epochs(spec: train.TrainSpec, step: int) -> int:

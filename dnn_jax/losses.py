@@ -12,11 +12,13 @@ import optax
 
 class Objective(NamedTuple):
   """What a model's outputs are judged by: per-example `loss` and boolean `correct`, the
-  class index each output predicts (of `num_classes`), to spot collapsed models, and the
-  loss of a uniform prediction (a zero output), to spot diverged ones."""
+  class index each output predicts and each label is (of `num_classes`), for confusion
+  matrices and to spot collapsed models, and the loss of a uniform prediction (a zero
+  output), to spot diverged ones."""
   loss: Callable[[jax.Array, jax.Array], jax.Array]
   correct: Callable[[jax.Array, jax.Array], jax.Array]
   predict: Callable[[jax.Array], jax.Array]
+  label_class: Callable[[jax.Array], jax.Array]
   num_classes: int
   chance_loss: float
 
@@ -47,6 +49,11 @@ def sign_class(f: jax.Array) -> jax.Array:
   return (f >= 0).astype(jnp.int32)
 
 
+def sign_label_class(y: jax.Array) -> jax.Array:
+  """Class index of a label -1 (0) or +1 (1)."""
+  return (y > 0).astype(jnp.int32)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
@@ -60,7 +67,9 @@ def argmax_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    'logistic': Objective(logistic, sign_correct, sign_class, 2, math.log(2)),
-    'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, 2, 0.5),
-    'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, 10, math.log(10)),
+    'logistic': Objective(logistic, sign_correct, sign_class, sign_label_class, 2, math.log(2)),
+    'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, sign_label_class, 2,
+                                0.5),
+    'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, lambda y: y, 10,
+                               math.log(10)),
 }

@@ -140,6 +140,12 @@ class LinearClassifier(nn.Module):
     return f[:, 0]
 
 
+def c3_connection_norms(kernel: np.ndarray) -> np.ndarray:
+  """(6 S2 maps, 16 C3 maps): the L2 norm of the 5 x 5 kernel slice joining each pair, from
+  C3's kernel (5, 5, 6, 16); a sparse C3's zeros are exactly Table I's missing connections."""
+  return np.sqrt(np.sum(np.square(np.asarray(kernel, np.float64)), axis=(0, 1)))
+
+
 def num_trainable_params(model: nn.Module, params: chex.ArrayTree) -> int:
   """Weights that training can change: masked-out kernel entries of a sparse C3 excluded."""
   total = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))

@@ -1,33 +1,46 @@
-"""What a training run leaves in its workdir: results.json (first), then the table (the variance
-table, or a sweep's sweep_table.md) and the figures (loss_curve.png, and a sweep's sweep.png)."""
+"""What a training run leaves in its workdir once trained: results.json (first), the table
+(the variance table, or a sweep's sweep_table.md), the figures, and report.md, which shows
+them all with the command that reproduces the run. (metrics.jsonl is written as it goes.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Mapping
 
+import jax
 import numpy as np
 
-from dnn_jax import plots, report, seed_stats, sweeps
+from dnn_jax import data, plots, report, seed_stats, sweeps
 from dnn_jax.config import Config
+from dnn_jax.experiments import Shown
 
 LINEAR_SMOOTHING = 500  # steps averaged in the loss figure of batch-1 runs
+MISCLASSIFIED_SHOWN = 64
 
 
-def write(config: Config, variants: Mapping[str, dict[str, Any]],
-          step_losses: Mapping[str, np.ndarray], num_train: int, workdir: Path,
-          log: Callable[[str], None]) -> dict[str, Any]:
-  """Print the table; write results.json, the table and the figures."""
+def write(config: Config, experiment: ModuleType, trained: Mapping[str, Any],
+          train_split: data.Split, test_split: data.Split, workdir: Path,
+          log: Callable[[str], None], command: str = '') -> dict[str, Any]:
+  """Print the table; write results.json, the table, the figures and report.md, from each
+  variant's `loop.Trained`."""
+  num_train = len(train_split.labels)
   title = (f'{config.experiment} ({config.protocol}), {config.num_seeds} seed(s), batch '
            f'{config.batch_size}, lr {_values(config.learning_rate)}, {config.sampling}, '
            f'{config.pixel_scale} pixels, {config.total_steps(num_train)} steps')
+  variants = {name: t.results for name, t in trained.items()}
   results = dict(experiment=config.experiment, config=config.to_json(),
                  device=report.device_description(), versions=report.versions(),
                  models=[dict(config.model(m)[0], seed=config.model(m)[1])
                          for m in range(config.num_models)],
-                 variants=dict(variants))
-  figures = {'loss_curve.png': lambda path: plots.loss_curves(
-      step_losses, path, title, window=LINEAR_SMOOTHING if config.batch_size == 1 else 1)}
+                 variants=variants)
+  window = LINEAR_SMOOTHING if config.batch_size == 1 else 1
+  figures = {
+      'loss_curve.png': lambda path: plots.loss_curves(
+          {v: t.step_losses for v, t in trained.items()}, path, title, window=window),
+      'accuracy_curve.png': lambda path: plots.accuracy_curves(
+          {v: t.test_accuracy for v, t in trained.items()}, path, title)}
+  rows = None
   if len(config.grid) > 1:
     rows = sweeps.summarize(variants, config)
     table, table_file = sweeps.table(rows, config), 'sweep_table.md'
@@ -42,14 +55,92 @@ def write(config: Config, variants: Mapping[str, dict[str, Any]],
     if len(variants) == 2:
       summaries['difference'] = seed_stats.welch(*(r['test_accuracy'] for r in variants.values()))
     results.update(statistics=summaries, variance_table=table)
+  shown_models = {v: _shown_models(config, rows, v) for v in trained}
+  results['shown_models'] = {v: list(models) for v, models in shown_models.items()}
+  shown = {v: Shown(jax.tree.map(lambda p, m=models: p[m.start:m.stop], trained[v].params),
+                    tuple(config.describe_model(m) for m in models))
+           for v, models in shown_models.items()}
+  shown_title = title + (', ' + ' / '.join(f'{v} at {_point(config, m[0])}'
+                                            for v, m in shown_models.items())
+                         if rows else '')
+  figures.update(_result_figures(config, experiment, trained, shown_models, test_split,
+                                 shown_title))
+  figures.update(experiment.figures(shown, train_split, shown_title))
   log(table)
   report.write_json(workdir / 'results.json', results)
   report.write_text(workdir / table_file, table + '\n')
   for name, draw in figures.items():
     draw(workdir / name)
+  report.write_text(workdir / REPORT_FILE, _report(config, results, table, figures, command,
+                                                  title))
   log('results: ' + ', '.join(str(workdir / name) for name in
-                               ('results.json', table_file, *figures)))
+                               ('results.json', table_file, *figures, REPORT_FILE)))
   return results
+
+
+REPORT_FILE = 'report.md'
+
+
+def _shown_models(config: Config, rows: list[dict[str, Any]] | None, variant: str) -> range:
+  """The models a variant's pictures show: the seeds of its best grid point by mean test
+  accuracy (the only point when nothing is swept)."""
+  g = rows.index(sweeps.best(rows, variant)) if rows else 0
+  return range(g * config.num_seeds, (g + 1) * config.num_seeds)
+
+
+def _point(config: Config, model: int) -> str:
+  values = config.model(model)[0]
+  return ', '.join(f'{name} {values[name]:g}' for name in config.grid[0])
+
+
+def _result_figures(config: Config, experiment: ModuleType, trained: Mapping[str, Any],
+                    shown_models: Mapping[str, range], test_split: data.Split,
+                    title: str) -> dict[str, Callable[[Path], Any]]:
+  """confusion.png (summed over the shown seeds) and misclassified.png (the test images the
+  first shown model gets wrong, up to MISCLASSIFIED_SHOWN per variant)."""
+  names = experiment.CLASS_NAMES
+  confusion = {f'{v}: {len(m)} seed(s) summed': np.sum(
+      [trained[v].results['confusion'][i] for i in m], axis=0) for v, m in shown_models.items()}
+  true_class = np.asarray(test_split.labels)
+  if len(names) == 2:  # labels -1 / +1
+    true_class = (true_class > 0).astype(int)
+  blocks = {}
+  for v, m in shown_models.items():
+    predicted = trained[v].predictions[m[0]]
+    wrong = np.flatnonzero(predicted != true_class)
+    panels = [plots.Panel(f'{names[true_class[i]]}\u2192{names[predicted[i]]}',
+                          test_split.images[i, :, :, 0]) for i in wrong[:MISCLASSIFIED_SHOWN]]
+    heading = (f'{v}, {config.describe_model(m[0])}: {len(wrong)} wrong'
+               + (f', the first {MISCLASSIFIED_SHOWN}' if len(wrong) > MISCLASSIFIED_SHOWN else ''))
+    blocks[heading] = [panels[i:i + 8] for i in range(0, max(len(panels), 1), 8)]
+  wrong_title = f'Test images got wrong (true\u2192predicted): {title}'
+  return {
+      'confusion.png': lambda path: plots.matrices(
+          confusion, path, f'Confusion on the test set: {title}', 'predicted', 'true', names,
+          names, 'd', log=True),
+      'misclassified.png': lambda path: plots.image_grid(blocks, path, wrong_title,
+                                                         panel_size=1.1, caption_size=7),
+  }
+
+
+def _report(config: Config, results: Mapping[str, Any], table: str,
+            figures: Mapping[str, Any], command: str, title: str) -> str:
+  """report.md: what was run and how to run it again, the table, and every figure."""
+  variants = results['variants']
+  timing = '; '.join(f'{v}: {r["train_time_s"]:.1f} s training, {r["test_time_s"]:.1f} s '
+                     f'testing, {r["compile_time_s"]:.1f} s compiling'
+                     for v, r in variants.items())
+  settings = '\n'.join(f'| {k} | `{v}` |' for k, v in results['config'].items())
+  lines = [f'# {title}', '']
+  if command:
+    lines += ['Reproduce (a new workdir each time; `--workdir=DIR` to choose it):', '',
+              f'```\n{command}\n```', '']
+  lines += [f'Device: {results["device"]}; ' + ', '.join(
+      f'{k} {v}' for k, v in results['versions'].items()) + '.', '', f'Time: {timing}.', '',
+            '## Results', '', table, '', '## Figures', '']
+  lines += [f'### {name}\n\n![{name}]({name})\n' for name in figures]
+  lines += ['## Configuration', '', '| setting | value |', '|---|---|', settings, '']
+  return '\n'.join(lines)
 
 
 def _values(value: float | tuple[float, ...]) -> str:

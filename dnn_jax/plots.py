@@ -1,11 +1,13 @@
-"""The figures of a training run: the training-loss curves over seeds, and a sweep's accuracy
-against the swept value."""
+"""The figures of a training run: curves over its models (training loss per step, test
+accuracy per epoch, a sweep's accuracy against the swept value) and pictures of what was
+learned (images and kernels, C3's connections, confusion matrices). Each function saves the
+figure and returns it."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,7 +30,7 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: str,
-                window: int = 1) -> None:
+                window: int = 1):
   """Plot (seeds, steps) training losses per variant, smoothed over `window` steps (at
   most a tenth of the run)."""
   num_steps = min(np.shape(losses)[-1] for losses in step_losses.values())
@@ -48,10 +50,10 @@ def loss_curves(step_losses: Mapping[str, np.ndarray], path: str | Path, title: 
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')
+  return _save(fig, path)
 
 
-def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: str) -> None:
+def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: str):
   """Test accuracy against the swept setting `name` (log axis): per variant the mean over
   seeds with its min-max band, and on a second axis the share of seeds that collapsed or
   diverged (dashed)."""
@@ -82,4 +84,100 @@ def sweep_curves(rows: Sequence[Mapping], name: str, path: str | Path, title: st
              ncol=3, frameon=False)
   ax.grid(alpha=0.3)
   fig.tight_layout(rect=(0, 0.1, 1, 1))
+  return _save(fig, path)
+
+
+def _save(fig, path: str | Path):
   report.write_atomic(path, lambda f: fig.savefig(f, format='png'), mode='wb')
+  return fig
+
+
+def accuracy_curves(per_epoch: Mapping[str, np.ndarray], path: str | Path, title: str):
+  """Test accuracy after each tested epoch ((models, epochs), NaN where not tested): per
+  variant the mean over models with its min-max band."""
+  fig = figure(figsize=(8, 4.5), dpi=120)
+  ax = fig.subplots()
+  for name, accuracy in per_epoch.items():
+    tested = ~np.isnan(accuracy).all(axis=0)
+    epochs, accuracy = np.flatnonzero(tested) + 1, 100 * accuracy[:, tested]
+    line, = ax.plot(epochs, accuracy.mean(axis=0), marker='o', lw=1.5,
+                    label=f'{name} (mean of {len(accuracy)})')
+    if len(accuracy) > 1:
+      ax.fill_between(epochs, accuracy.min(axis=0), accuracy.max(axis=0),
+                      color=line.get_color(), alpha=0.25, lw=0, label=f'{name} min-max')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('test accuracy (%)')
+  ax.xaxis.get_major_locator().set_params(integer=True)
+  ax.set_title(textwrap.fill(title, 100), fontsize=8)
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+class Panel(NamedTuple):
+  """One image of an `image_grid`: signed values get a diverging colour map centred on
+  zero (a colour bar with `scale`), others grey levels."""
+  caption: str
+  image: np.ndarray
+  signed: bool = False
+  scale: bool = False
+
+
+def image_grid(blocks: Mapping[str, Sequence[Sequence[Panel]]], path: str | Path, title: str,
+               panel_size: float = 2.0, caption_size: float = 8):
+  """Blocks of rows of captioned images, each block under its heading; each signed image
+  on its own symmetric scale."""
+  columns = max(len(row) for rows in blocks.values() for row in rows)
+  heights = [len(rows) for rows in blocks.values()]
+  fig = figure(figsize=(panel_size * columns, panel_size * sum(heights) + 0.4 * len(blocks) + 0.5),
+               dpi=120, layout='constrained')
+  fig.suptitle(textwrap.fill(title, int(14 * panel_size * columns)), fontsize=8)
+  for sub, (heading, rows) in zip(np.atleast_1d(fig.subfigures(len(blocks), 1,
+                                                               height_ratios=heights)),
+                                  blocks.items()):
+    if heading:
+      sub.suptitle(heading, fontsize=9, fontweight='bold')
+    axes = np.asarray(sub.subplots(len(rows), columns, squeeze=False))
+    for ax in axes.ravel():
+      ax.set_axis_off()
+    for r, row in enumerate(rows):
+      for c, panel in enumerate(row):
+        ax = axes[r, c]
+        if panel.signed:
+          limit = float(np.abs(panel.image).max()) or 1.0
+          shown = ax.imshow(panel.image, cmap='RdBu_r', vmin=-limit, vmax=limit)
+          if panel.scale:
+            sub.colorbar(shown, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+        else:
+          ax.imshow(panel.image, cmap='gray_r')
+        ax.set_title(panel.caption, fontsize=caption_size)
+  return _save(fig, path)
+
+
+def matrices(named: Mapping[str, np.ndarray], path: str | Path, title: str, xlabel: str,
+             ylabel: str, xticks: Sequence[str], yticks: Sequence[str], fmt: str, log: bool = False):
+  """One matrix per variant side by side, on one colour scale, each cell coloured (zero
+  white) and labelled with its value (`fmt`; an exact zero as 0); `log`: colours on a log
+  scale of 1 + value, for counts."""
+  from matplotlib.colors import LogNorm, Normalize
+  rows, cols = next(iter(named.values())).shape
+  top = max(float(np.max(m)) for m in named.values()) or 1.0
+  norm = LogNorm(1, top + 1) if log else Normalize(0, top)
+  width = max(0.45 * cols + 1.2, 3.5)
+  fig = figure(figsize=(width * len(named), 0.45 * rows + 1.8), dpi=120, layout='constrained')
+  axes = np.atleast_1d(fig.subplots(1, len(named)))
+  for ax, (name, matrix) in zip(axes, named.items()):
+    matrix = np.asarray(matrix)
+    ax.imshow(matrix + 1 if log else matrix, cmap='Blues', norm=norm)
+    for (i, j), value in np.ndenumerate(matrix):
+      dark = norm(value + 1 if log else value) > 0.6
+      ax.text(j, i, format(value, fmt) if value else '0', ha='center', va='center', fontsize=6,
+              color='white' if dark else 'black')
+    ax.set_xticks(range(cols), xticks, fontsize=7)
+    ax.set_yticks(range(rows), yticks, fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(name, fontsize=9)
+  fig.suptitle(textwrap.fill(title, int(14 * width * len(named))), fontsize=8)
+  return _save(fig, path)

@@ -86,7 +86,12 @@ def compile_program(config: Config, experiment: ModuleType, variant: str,
   images, labels = jax.device_put(tuple(train_split), ready.placement.replicated)
   keys = train.epoch_keys(ready.data_keys, 0)  # its own small compile is not the epoch's
   start = time.perf_counter()
-  epoch_fn = train.train_epoch_models.lower(ready.abstract_state, keys, images, labels).compile()
+  # The state comes out placed as it went in (else XLA may replicate what passes through, and
+  # every later function of the state would compile again for the new placement).
+  state_placement = jax.tree.map(lambda x: x.sharding, ready.abstract_state)
+  epoch_fn = jax.jit(train.train_epoch_over_models, donate_argnums=0,
+                     out_shardings=(state_placement, ready.placement.models)).lower(
+                         ready.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start
   memory = placement.check_memory(epoch_fn, config, ready.placement.padded_models)
   state = jax.device_put(train.init_models(ready.init_keys, ready.spec, ready.hyper),

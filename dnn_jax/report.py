@@ -14,7 +14,7 @@ from typing import IO, Any, Callable
 import jax
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'chex', 'numpy', 'orbax-checkpoint',
-            'tensorflow-datasets', 'absl-py')
+            'tensorflow-datasets', 'absl-py', 'tensorboardX')
 
 
 def test_line(loss: float, correct: int, total: int) -> str:

@@ -24,7 +24,7 @@ from flax import linen as nn
 from flax import struct
 from jax import lax
 
-from dnn_jax import losses
+from dnn_jax import losses, progress
 from dnn_jax.config import PIXEL_DIVISORS, Config
 
 
@@ -166,18 +166,22 @@ def epoch_keys(data_keys: jax.Array, epoch: int) -> jax.Array:
   return jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, epoch)
 
 
-def over_models(fn, in_axes: tuple[int | None, ...]):
+def over_models(fn, in_axes: tuple[int | None, ...], report_progress: bool = False):
   """`fn` over the leading models axis of the arguments with `in_axes` 0; the first argument
   is a TrainState, whose `spec.models_per_chunk` models at a time are vmapped, the chunks
-  following one another (`lax.map`). A single model is called as it is (XLA's CPU backend
-  runs size-1 batched matmuls slower). Either way the result has the leading models axis."""
+  following one another (`lax.map`; with `report_progress`, each model done is reported to
+  `progress`). A single model is called as it is (XLA's CPU backend runs size-1 batched
+  matmuls slower). Either way the result has the leading models axis."""
   def mapped(*args):
     mapped_args = [a for a, axis in zip(args, in_axes) if axis == 0]
     num_models = jax.tree.leaves(mapped_args)[0].shape[0]
 
     def one(per_model):
       per_model = iter(per_model)
-      return fn(*[next(per_model) if axis == 0 else a for a, axis in zip(args, in_axes)])
+      result = fn(*[next(per_model) if axis == 0 else a for a, axis in zip(args, in_axes)])
+      if report_progress:  # after the model's work: the callback takes one of its results
+        jax.debug.callback(progress.model_finished, jax.tree.leaves(result)[-1])
+      return result
 
     if num_models == 1:
       return jax.tree.map(lambda x: x[None], one([jax.tree.map(lambda x: x[0], a)
@@ -190,4 +194,5 @@ def over_models(fn, in_axes: tuple[int | None, ...]):
 
 
 init_models = jax.jit(jax.vmap(init, in_axes=(0, None, 0)), static_argnums=1)
-train_epoch_models = jax.jit(over_models(train_epoch, (0, 0, None, None)), donate_argnums=0)
+train_epoch_over_models = over_models(train_epoch, (0, 0, None, None), report_progress=True)
+train_epoch_models = jax.jit(train_epoch_over_models, donate_argnums=0)

@@ -132,18 +132,34 @@ def run_printed(command, cwd):
 
 
 def final_arrays(workdir):
-  """The last checkpoint's step and arrays, but for the wall-clock epoch times."""
+  """The last checkpoint's step and arrays, but for the wall-clock times."""
   ckpt_dir = workdir / 'checkpoints' / 'logistic'
   last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
   tree = ocp.StandardCheckpointer().restore(ckpt_dir / str(last) / 'default')
-  del tree['epoch_times']
+  del tree['epoch_times'], tree['test_times']
   return last, jax.tree.leaves(tree)
 
 
 def result_numbers(workdir):
   """results.json's per-seed test numbers and training losses (not the timings)."""
   variant = json.loads((workdir / 'results.json').read_text())['variants']['logistic']
-  return {k: variant[k] for k in ('test_accuracy', 'test_loss', 'correct', 'train_loss_per_epoch')}
+  return {k: variant[k] for k in ('test_accuracy', 'test_loss', 'correct', 'train_loss_per_epoch',
+                                  'test_accuracy_per_epoch', 'test_loss_per_epoch', 'confusion')}
+
+
+def metric_lines(workdir):
+  """metrics.jsonl's lines, without their times."""
+  return [{k: v for k, v in json.loads(line).items()
+           if k not in ('time', 'train_time_s', 'test_time_s')}
+          for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def assert_same_metric_lines(workdir, expected_workdir):
+  """A line per checkpoint (each 100 steps, and each epoch's end), none twice, none missing."""
+  lines = metric_lines(workdir)
+  assert lines == metric_lines(expected_workdir)
+  assert [l['epoch'] for l in lines if l['epoch_end']] == [1, 2, 3]
+  assert len(lines) == QUICK_RUN_STEPS // 100
 
 
 def interrupt(sig, cwd, *args, at_start=False):
@@ -187,6 +203,7 @@ def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(quick_
   assert step == expected_step == QUICK_RUN_STEPS
   for a, b in zip(got, expected):
     np.testing.assert_array_equal(a, b)
+  assert_same_metric_lines(workdir, quick_run[0])
 
 
 @pytest.mark.parametrize('sig, at_start, message', [
@@ -210,6 +227,7 @@ def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
   for a, b in zip(final_arrays(workdir)[1], final_arrays(quick_run[0])[1]):
     np.testing.assert_array_equal(a, b)
   assert result_numbers(workdir) == result_numbers(quick_run[0])
+  assert_same_metric_lines(workdir, quick_run[0])
 
 
 def test_a_run_moves_between_platforms(quick_run):
@@ -223,3 +241,17 @@ def test_a_run_moves_between_platforms(quick_run):
   assert result.returncode == 0, result.stderr
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
   assert test_lines(result.stdout) == test_lines(train_stdout)
+
+
+def test_a_checkpoint_of_an_older_version_restores_with_an_empty_test_history(tmp_path):
+  """Checkpoints written before per-epoch testing hold no test history: they restore, and
+  the epochs they cover read as not tested."""
+  state, data_keys = seeds_state(2)
+  like = checkpoints.Training(state, data_keys, checkpoints.History.empty(2, state.spec))
+  older = {k: v for k, v in checkpoints._item(like).items()
+           if k in ('state', 'data_keys', 'step_losses', 'epoch_times')}
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
+  ckpts.save(5, older)
+  restored = checkpoints.restore_training(ckpts, like, None, print)
+  assert np.isnan(restored.history.test_accuracy).all()
+  np.testing.assert_array_equal(restored.history.step_losses, like.history.step_losses)

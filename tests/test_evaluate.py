@@ -1,4 +1,5 @@
-"""Test-set evaluation: every example counted once, in batches that do not divide the split."""
+"""Test-set evaluation: every example counted once, in batches that do not divide the split,
+with its prediction and its cell of the confusion matrix."""
 
 import jax
 import numpy as np
@@ -12,9 +13,14 @@ def test_evaluate_counts_every_example_once(mnist_test):
   test = data.binary_4_vs_9(mnist_test)
   spec = make_spec(models.LinearClassifier(), 'logistic', 20, eval_batch_size=300)
   state = train.init(jax.random.key(0), spec)  # 1991 = 6*300 + 191
-  loss_sum, correct, predicted = evaluate.evaluate(state, test.images, test.labels)
-  f = state.spec.model.apply({'params': state.params}, test.images.astype(np.float32) / 255)
-  assert int(correct) == int(np.sum(np.asarray(f) * test.labels >= 0))
-  expected = np.sum(np.logaddexp(0, -np.asarray(f) * test.labels))
-  assert float(loss_sum) == pytest.approx(float(expected), rel=1e-4)
-  np.testing.assert_array_equal(predicted, [np.sum(np.asarray(f) < 0), np.sum(np.asarray(f) >= 0)])
+  tested = evaluate.evaluate(state, test.images, test.labels)
+  f = np.asarray(state.spec.model.apply({'params': state.params},
+                                        test.images.astype(np.float32) / 255))
+  assert int(tested.correct) == int(np.sum(f * test.labels >= 0))
+  expected = np.sum(np.logaddexp(0, -f * test.labels))
+  assert float(tested.loss_sum) == pytest.approx(float(expected), rel=1e-4)
+  np.testing.assert_array_equal(tested.predictions, (f >= 0).astype(int))
+  true = (test.labels > 0).astype(int)
+  np.testing.assert_array_equal(tested.confusion, [[np.sum((true == t) & ((f >= 0) == p))
+                                                     for p in (0, 1)] for t in (0, 1)])
+  assert np.trace(tested.confusion) == tested.correct

@@ -18,7 +18,7 @@ def test_seed_i_of_a_vmapped_run_equals_a_single_run(splits):
   for i in range(3):
     one = loop.train_variant(small_config(seed=3 + i, num_seeds=1), linear, 'logistic',
                              *splits, log=print)
-    np.testing.assert_allclose(one['step_losses'][0], many['step_losses'][i], rtol=1e-5)
-    assert one['correct'][0] == many['correct'][i]
-    assert one['test_loss'][0] == pytest.approx(many['test_loss'][i], rel=1e-5)
+    np.testing.assert_allclose(one.step_losses[0], many.step_losses[i], rtol=1e-5)
+    assert one.results['correct'][0] == many.results['correct'][i]
+    assert one.results['test_loss'][0] == pytest.approx(many.results['test_loss'][i], rel=1e-5)
 

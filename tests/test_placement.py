@@ -39,8 +39,8 @@ where = placement.place(6)
 assert where.padded_models == 8 and where.models.num_devices == 4
 r = loop.train_variant(small_config(**{grid}), linear, 'logistic',
                        *linear.load_data(small_config()), log=print)
-assert len(r['correct']) == 6 and r['step_losses'].shape == (6, 300)
-np.save('{out}', r['step_losses'])
+assert len(r.results['correct']) == 6 and r.step_losses.shape == (6, 300)
+np.save('{out}', r.step_losses)
 """
 
 
@@ -53,7 +53,7 @@ def test_a_grid_shards_over_four_cpu_devices(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   one_device = loop.train_variant(small_config(**GRID), linear, 'logistic',
                                   *linear.load_data(small_config()), log=print)
-  np.testing.assert_allclose(np.load(out), one_device['step_losses'], rtol=1e-5)
+  np.testing.assert_allclose(np.load(out), one_device.step_losses, rtol=1e-5)
 
 
 def test_the_cpu_rule_for_the_chunk_width():

@@ -38,8 +38,8 @@ def first_steps(experiment, protocol, variant):
   module = EXPERIMENTS[experiment]
   result = loop.train_variant(config, module, variant, *module.load_data(config),
                               log=lambda line: None)
-  losses = result['step_losses'][0]
-  return float(losses[:25].mean()), float(losses[25:].mean()), result['test_loss'][0]
+  losses = result.step_losses[0]
+  return float(losses[:25].mean()), float(losses[25:].mean()), result.results['test_loss'][0]
 
 
 @pytest.mark.parametrize('case', CASES, ids='/'.join)

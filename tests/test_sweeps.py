@@ -27,24 +27,25 @@ def splits():
 def test_model_i_j_of_a_grid_is_its_single_run_bit_for_bit(splits):
   config = sweep_config(models_per_chunk=1)
   grid = loop.train_variant(config, linear, 'logistic', *splits, log=print)
-  assert config.num_models == 6 and grid['models_per_chunk'] == 1
+  assert config.num_models == 6 and grid.results['models_per_chunk'] == 1
   for m in range(config.num_models):
     values, seed = config.model(m)
     assert (values['learning_rate'], seed) == (RATES[m // 2], 3 + m % 2)
     one = loop.train_variant(small_config(loss='logistic', num_seeds=1, seed=seed, **values),
                              linear, 'logistic', *splits, log=print)
-    np.testing.assert_array_equal(one['step_losses'][0], grid['step_losses'][m])
-    assert (one['correct'][0], one['test_loss'][0]) == (grid['correct'][m], grid['test_loss'][m])
+    np.testing.assert_array_equal(one.step_losses[0], grid.step_losses[m])
+    assert ((one.results['correct'][0], one.results['test_loss'][0])
+            == (grid.results['correct'][m], grid.results['test_loss'][m]))
 
 
 def test_the_chunk_width_changes_nothing_but_float_rounding(splits):
   """(At learning rates where training is stable: at 0.2, rounding grows to 1e-4 in 200 steps.)"""
   runs = {width: loop.train_variant(sweep_config(models_per_chunk=width, learning_rate=(
       0.01, 0.02, 0.03)), linear, 'logistic', *splits, log=print) for width in (1, 4, 6)}
-  assert [r['models_per_chunk'] for r in runs.values()] == [1, 4, 6]
+  assert [r.results['models_per_chunk'] for r in runs.values()] == [1, 4, 6]
   for r in runs.values():  # vmapped dots round differently from single ones
-    np.testing.assert_allclose(r['step_losses'], runs[1]['step_losses'], rtol=1e-5, atol=1e-6)
-    assert r['correct'] == runs[1]['correct']
+    np.testing.assert_allclose(r.step_losses, runs[1].step_losses, rtol=1e-5, atol=1e-6)
+    assert r.results['correct'] == runs[1].results['correct']
 
 
 def test_one_compile_per_variant_whatever_the_grid(tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_a_sweep_writes_its_table_figure_and_statistics(tmp_path):
 def test_a_diverging_model_is_marked_and_the_others_go_on(splits):
   config = sweep_config(learning_rate=(0.05, 1e30))
   lines = []
-  result = loop.train_variant(config, linear, 'logistic', *splits, log=lines.append)
+  result = loop.train_variant(config, linear, 'logistic', *splits, log=lines.append).results
   assert result['diverged'] == [False, False, True, True]
   assert any('learning_rate 1e+30, seed 3); try --learning_rate=1e+29; marked' in line
              for line in lines)

@@ -112,7 +112,7 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 
 
 def evaluate_accuracy(state, test):
-  _, correct, _ = evaluate.evaluate_models(state, test.images, test.labels)
+  correct = evaluate.evaluate_models(state, test.images, test.labels).correct
   return float(correct[0]) / len(test.labels)
 
 

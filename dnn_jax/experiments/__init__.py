@@ -2,17 +2,25 @@
 
 Each experiment module defines NAME, VARIANT_SETTING (the flag choosing variants), VARIANTS,
 PROTOCOLS (name -> the setting values of one course protocol; the first is the default),
-`load_data(config)`, `make_model(config, variant)` and `objective(variant)`.
+CLASS_NAMES (what each class index is), `load_data(config)`, `make_model(config, variant)`,
+`objective(variant)`, and `figures(shown, train_split, title)`: the pictures of what its
+models learned ({file name: draw(path)}), from each variant's `Shown` models.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from dnn_jax import kernels, train
 from dnn_jax.config import AUTO, Config, ConfigError, sweep_fields
 from dnn_jax.experiments import lenet, linear
+
+class Shown(NamedTuple):
+  """The models of a variant that its figures show: the seeds of one grid point."""
+  params: Any                 # their parameters, numpy, with the models axis
+  captions: tuple[str, ...]   # each model's description, e.g. 'seed 0'
+
 
 EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (lenet, linear)}
 BOTH = 'both'  # the variant choice that trains every variant

@@ -14,15 +14,19 @@ Expected: sum of squares collapses in 0, 1, 6, 14, 15 of 16 seeds; logistic in n
 
 from __future__ import annotations
 
+from typing import Any, Callable, Mapping
+
+import numpy as np
 from flax import linen as nn
 
-from dnn_jax import data, models
+from dnn_jax import data, models, plots
 from dnn_jax.config import Config
 
 NAME = 'linear'
 VARIANT_SETTING = 'loss'
 VARIANT_HELP = 'Linear model loss.'
 VARIANTS = ('logistic', 'sum_of_squares')
+CLASS_NAMES = tuple(map(str, data.BINARY_DIGITS))  # class 0 is label -1, class 1 label +1
 # The course's first report: batch 1, 3 epochs, lr 255e-4, [0, 1] pixels, no bias, shuffled.
 _EPOCHS = dict(loss='logistic', epochs=3, batch_size=1, learning_rate=255e-4, pixel_scale='unit',
                sampling='shuffle', bias=False)
@@ -47,3 +51,21 @@ def make_model(config: Config, variant: str) -> nn.Module:
 
 def objective(variant: str) -> str:
   return variant
+
+
+def figures(shown: Mapping[str, Any], train_split: data.Split,
+            title: str) -> dict[str, Callable[[str], Any]]:
+  """weights.png: each variant's weights as a 28 x 28 image (positive: evidence for a 9),
+  the mean over its shown seeds and the first of them, beside the training set's mean 4
+  and mean 9 and their difference."""
+  four, nine = (train_split.images[train_split.labels == label, :, :, 0].mean(axis=0) / 255
+                for label in (-1, 1))
+  blocks = {'the training set': [[
+      plots.Panel(f'mean {CLASS_NAMES[0]}', four), plots.Panel(f'mean {CLASS_NAMES[1]}', nine),
+      plots.Panel(f'mean {CLASS_NAMES[1]} - mean {CLASS_NAMES[0]}', nine - four, True, True)]]}
+  for variant, models_shown in shown.items():
+    weights = np.asarray(models_shown.params['linear']['kernel']).reshape(-1, 28, 28)
+    blocks[f'{variant}: the weights'] = [[
+        plots.Panel(f'mean over {len(weights)} seed(s)', weights.mean(axis=0), True, True),
+        plots.Panel(models_shown.captions[0], weights[0], True, True)]]
+  return {'weights.png': lambda path: plots.image_grid(blocks, path, title, panel_size=2.6)}
