@@ -74,9 +74,10 @@ class Config:
   eval_batch_size: int = setting('Examples per evaluation batch (100: the fastest measured for '
                                  'LeNet on CPU, 0.16 s per model for the test set, 1,000: 0.29 s).',
                                  100, check=POSITIVE, identity=False)
-  test_every_epochs: int = setting('Test every model every N epochs (and after the last one); 0: '
-                                   'after the last one only.', 1, check=NON_NEGATIVE,
-                                   identity=False)
+  test_every_epochs: int = setting('Test every model every N epochs, and after the last one; 0: '
+                                   'auto, every epoch where a test takes at most 15% of an '
+                                   "epoch's training (LeNet: 8-10%), else as often as keeps it "
+                                   'under 10%.', 0, check=NON_NEGATIVE, identity=False)
   kernels: str = setting("LeNet's conv/tanh/pool ops: cpu (hand-written, fast on CPU) or stock "
                          "(XLA's, cuDNN on GPU); auto: by platform.", AUTO,
                          choices=(AUTO, *kernels.KERNELS), identity=False)

@@ -3,6 +3,7 @@ checkpointed, stoppable, watched for divergence, then tested."""
 
 from __future__ import annotations
 
+import math
 import time
 from types import ModuleType
 from typing import Any, Callable, NamedTuple, Sequence
@@ -20,6 +21,10 @@ from dnn_jax.config import Config
 # weights scale with it; measured: 11x its start at lr 1e-3, 1,000x at lr 0.1), where a
 # learning rate of 1e30 takes losses to 1e31.
 DIVERGENCE_FACTOR = 1e6
+# With --test_every_epochs=0, the models are tested every epoch while a test takes at most
+# TEST_SHARE_TOLERATED of an epoch's training time (one LeNet on 2 CPU cores: 8-10%, which a
+# noisy machine may push over 10%), else every k-th epoch, k keeping it under TEST_SHARE.
+TEST_SHARE, TEST_SHARE_TOLERATED = 0.10, 0.15
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,7 +45,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
                   ckpts: checkpoints.Checkpoints | None = None, stops: Sequence[int] = (),
                   metrics_log: metrics.MetricsLog | None = None) -> Trained:
   """Train the `config.num_models` models of one variant as one program, testing them every
-  `config.test_every_epochs` epochs and after the last.
+  `config.test_every_epochs` epochs (0: `auto_test_every`) and after the last.
 
   With `ckpts`, resumes from the newest intact checkpoint and saves one after every call
   of the epoch function; with `metrics_log`, writes a line after every call. A signal number
@@ -75,7 +80,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
         + (f'its checkpoints are in {ckpts.directory}' if step else 'no checkpoint of it yet'),
         stops[0])
   diverged = _diverged(history, initial_loss, spec, step, num_models)
-  tested = None
+  tested, test_every = None, config.test_every_epochs or None  # None: decided by the 1st test
   while step < spec.total_steps:
     epoch = step // spec.steps_per_epoch
     start = time.perf_counter()
@@ -97,12 +102,10 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
       log(message + '; marked, the other models go on')
     diverged = now_diverged
     epoch_ended = step % spec.steps_per_epoch == 0 or step == spec.total_steps
-    if epoch_ended and _tested_after(config, spec, epoch):
-      start = time.perf_counter()
-      tested = evaluate.test_models(state, test_data, num_models)
-      history.test_times[epoch] = time.perf_counter() - start
-      history.test_accuracy[:num_models, epoch] = tested.correct / len(test_split.labels)
-      history.test_loss[:num_models, epoch] = tested.loss_sum / len(test_split.labels)
+    if epoch_ended and (epoch + 1 == spec.num_epochs or (epoch + 1) % (test_every or 1) == 0):
+      tested = _test_after(epoch, state, test_data, history, num_models)
+      test_every = test_every or auto_test_every(history.test_times[epoch],
+                                                 history.epoch_times[epoch])
     if epoch_ended:
       log(_epoch_line(variant, history, spec, epoch, step, diverged, num_models))
     if ckpts:
@@ -117,7 +120,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   train_time, test_time = float(history.epoch_times.sum()), float(history.test_times.sum())
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{program.compile_time_s:.2f}s '
       f'compile, +{test_time:.2f}s testing during training)')
-  if tested is None:  # resumed after the last step, or the last epoch was not tested
+  if tested is None:  # resumed at the last step: nothing was trained here
     tested = evaluate.test_models(state, test_data, num_models)
   results = dict(
       num_params=num_params, **evaluate.results(config, variant, tested, log),
@@ -135,11 +138,24 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
                  params, tested.predictions)
 
 
-def _tested_after(config: Config, spec: train.TrainSpec, epoch: int) -> bool:
-  """Whether the models are tested at the end of `epoch` (0-based): every
-  `test_every_epochs`-th, and the last."""
-  every = config.test_every_epochs
-  return epoch + 1 == spec.num_epochs or bool(every and (epoch + 1) % every == 0)
+def _test_after(epoch: int, state: train.TrainState, test_data: tuple[jax.Array, jax.Array],
+                history: checkpoints.History, num_models: int) -> evaluate.Tested:
+  """Test every model after `epoch`, recording its accuracy and loss and the time taken."""
+  start = time.perf_counter()
+  tested = evaluate.test_models(state, test_data, num_models)
+  history.test_times[epoch] = time.perf_counter() - start
+  total = len(test_data[1])
+  history.test_accuracy[:num_models, epoch] = tested.correct / total
+  history.test_loss[:num_models, epoch] = tested.loss_sum / total
+  return tested
+
+
+def auto_test_every(test_s: float, epoch_s: float) -> int:
+  """Test every how many epochs, from one test's and one epoch's time: every epoch while the
+  test takes at most TEST_SHARE_TOLERATED of the epoch, else as rarely as keeps it under
+  TEST_SHARE."""
+  share = test_s / epoch_s if epoch_s > 0 else 0.0
+  return 1 if share <= TEST_SHARE_TOLERATED else math.ceil(share / TEST_SHARE)
 
 
 def _epoch_line(variant: str, history: checkpoints.History, spec: train.TrainSpec, epoch: int,

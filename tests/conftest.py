@@ -49,9 +49,9 @@ def mnist_test(mnist_dir) -> data.Split:
 
 
 # A quick run with checkpoints, through the command line: 2 seeds x 3 epochs of 1,500 batch-1
-# steps, a checkpoint every 100 steps (4,500 steps in about a second).
+# steps, a checkpoint every 100 steps (4,500 steps in about a second), tested every epoch.
 QUICK_RUN = dict(experiment='linear', loss='logistic', train_examples=1500,
-                 checkpoint_every_steps=100, num_seeds=2)
+                 checkpoint_every_steps=100, num_seeds=2, test_every_epochs=1)
 QUICK_RUN_FLAGS = [f'--{name}={value}' for name, value in QUICK_RUN.items()]
 QUICK_RUN_STEPS = 4500
 

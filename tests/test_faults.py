@@ -160,7 +160,7 @@ FULL_DISK = """
 set -u
 mount -t tmpfs -o size=12m tmpfs {mnt} && mount -t tmpfs -o size=2m tmpfs {small}
 {python} {main} {run} --workdir={mnt}/w > {out}/first.out 2> {out}/first.err &
-while [ ! -d {mnt}/w/checkpoints/logistic/200 ]; do sleep 0.005; done
+while [ ! -d {mnt}/w/checkpoints/logistic/200 ] && kill -0 $! 2> /dev/null; do sleep 0.005; done
 dd if=/dev/zero of={mnt}/filler bs=64k 2> /dev/null
 wait $!; echo $? > {out}/first.code
 ls -a {mnt}/w/checkpoints/logistic > {out}/left

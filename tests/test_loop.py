@@ -22,3 +22,10 @@ def test_seed_i_of_a_vmapped_run_equals_a_single_run(splits):
     assert one.results['correct'][0] == many.results['correct'][i]
     assert one.results['test_loss'][0] == pytest.approx(many.results['test_loss'][i], rel=1e-5)
 
+
+
+def test_auto_testing_costs_at_most_a_tenth_of_training():
+  assert loop.auto_test_every(0.2, 2.2) == 1  # LeNet on 2 cores: every epoch
+  assert loop.auto_test_every(0.3, 2.0) == 1  # 15%: tolerated
+  assert loop.auto_test_every(0.25, 1.0) == 3  # then every 3rd epoch: 8%
+  assert loop.auto_test_every(0.01, 0.0) == 1
