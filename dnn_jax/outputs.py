@@ -108,18 +108,17 @@ def _result_figures(config: Config, experiment: ModuleType, trained: Mapping[str
   for v, m in shown_models.items():
     predicted = trained[v].predictions[m[0]]
     wrong = np.flatnonzero(predicted != true_class)
-    panels = [plots.Panel(f'{names[true_class[i]]}\u2192{names[predicted[i]]}',
-                          test_split.images[i, :, :, 0]) for i in wrong[:MISCLASSIFIED_SHOWN]]
+    shown = wrong[:MISCLASSIFIED_SHOWN]
     heading = (f'{v}, {config.describe_model(m[0])}: {len(wrong)} wrong'
                + (f', the first {MISCLASSIFIED_SHOWN}' if len(wrong) > MISCLASSIFIED_SHOWN else ''))
-    blocks[heading] = [panels[i:i + 8] for i in range(0, max(len(panels), 1), 8)]
+    blocks[heading] = (test_split.images[shown, :, :, 0],
+                       [f'{names[true_class[i]]}\u2192{names[predicted[i]]}' for i in shown])
   wrong_title = f'Test images got wrong (true\u2192predicted): {title}'
   return {
       'confusion.png': lambda path: plots.matrices(
           confusion, path, f'Confusion on the test set: {title}', 'predicted', 'true', names,
           names, 'd', log=True),
-      'misclassified.png': lambda path: plots.image_grid(blocks, path, wrong_title,
-                                                         panel_size=1.1, caption_size=7),
+      'misclassified.png': lambda path: plots.mosaic(blocks, path, wrong_title),
   }
 
 

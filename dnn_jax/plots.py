@@ -155,6 +155,31 @@ def image_grid(blocks: Mapping[str, Sequence[Sequence[Panel]]], path: str | Path
   return _save(fig, path)
 
 
+def mosaic(blocks: Mapping[str, tuple[np.ndarray, Sequence[str]]], path: str | Path, title: str,
+           per_row: int = 8, scale: float = 1.1):
+  """Per block (heading: (images (n, h, w) in grey levels, a caption each)) one picture of
+  its images side by side, `per_row` to a row, each under its caption: one image per block
+  draws in a fraction of the time of an axes per image."""
+  heights = [max(1, -(-len(images) // per_row)) for images, _ in blocks.values()]
+  fig = figure(figsize=(scale * per_row, scale * 1.2 * sum(heights) + 0.5 * len(blocks) + 0.4),
+               dpi=120, layout='constrained')
+  fig.suptitle(textwrap.fill(title, int(14 * scale * per_row)), fontsize=8)
+  axes = np.atleast_1d(fig.subplots(len(blocks), 1, height_ratios=heights))
+  for ax, (heading, (images, captions)), rows in zip(axes, blocks.items(), heights):
+    h, w = (np.shape(images)[1:] if len(images) else (28, 28))
+    cell_h, cell_w = int(h * 1.35), w + 4  # room for the caption above each image
+    canvas = np.zeros((rows * cell_h, per_row * cell_w))
+    for k, image in enumerate(images):
+      r, c = divmod(k, per_row)
+      canvas[r * cell_h + cell_h - h:(r + 1) * cell_h, c * cell_w + 2:c * cell_w + 2 + w] = image
+      ax.text(c * cell_w + cell_w / 2, r * cell_h + (cell_h - h) / 2, captions[k], ha='center',
+              va='center', fontsize=7)
+    ax.imshow(canvas, cmap='gray_r', interpolation='nearest')
+    ax.set_axis_off()
+    ax.set_title(heading, fontsize=9, fontweight='bold')
+  return _save(fig, path)
+
+
 def matrices(named: Mapping[str, np.ndarray], path: str | Path, title: str, xlabel: str,
              ylabel: str, xticks: Sequence[str], yticks: Sequence[str], fmt: str, log: bool = False):
   """One matrix per variant side by side, on one colour scale, each cell coloured (zero
