@@ -27,22 +27,20 @@ for _signal in (signal.SIGINT, signal.SIGTERM):
 import dataclasses
 import shlex
 import shutil
-import time
 from pathlib import Path
 
 from absl import app, flags, logging
 
-from dnn_jax import driver, workdir as workdirs
+from dnn_jax import api, workdir as workdirs
 from dnn_jax.checkpoints import CheckpointError, NothingToEvaluate
-from dnn_jax.config import Check, Config, ConfigError, flag_text
+from dnn_jax.config import Config, ConfigError, flag_text
 from dnn_jax.data import DatasetError
-from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config, theory
+from dnn_jax.experiments import BOTH, EXPERIMENTS, SELECTORS, settings, theory
 from dnn_jax.interrupts import Interrupted
 from dnn_jax.loop import TrainingDiverged
 from dnn_jax.report import WriteError
 
 FLAGS = flags.FLAGS
-_SELECTORS = ('experiment', 'protocol', 'variants')  # their flags are defined by hand below
 _DEFINE = {'int': flags.DEFINE_integer, 'float': flags.DEFINE_float, 'str': flags.DEFINE_string,
            'bool': flags.DEFINE_bool}
 
@@ -54,24 +52,19 @@ def _protocol_values(name: str) -> str:
 
 
 class _SweepParser(flags.ArgumentParser):
-  """A number, or a comma-separated list of numbers (a sweep), each passing `check`."""
-
-  def __init__(self, check: Check | None):
-    self.check = check
+  """A number, or a comma-separated list of numbers (a sweep); the values are checked with the
+  other settings (`Config`)."""
 
   def parse(self, argument):
     if not isinstance(argument, str):
       return argument
-    items = argument.split(',')
     values = []
-    for position, item in enumerate(items, 1):
+    for position, item in enumerate(argument.split(','), 1):
       try:
         values.append(float(item))
       except ValueError:
         raise ValueError(f'item {position} ({item.strip() or "empty"}) is not a number; accepted: '
                          'a number, or numbers separated by commas') from None
-      if self.check and not self.check.accepts(values[-1]):
-        raise ValueError(f'item {position} ({item}) {self.check.message}')
     return tuple(values) if len(values) > 1 else values[0]
 
   def flag_type(self):
@@ -84,28 +77,24 @@ class _SweepSerializer(flags.ArgumentSerializer):
 
 
 def _define_setting_flags() -> None:
-  """One flag per setting of Config: its type, help, choices and check; the default is the
-  setting's, or None (the protocol's value) where a protocol sets it."""
+  """One flag per setting of Config, with its type and help; the default is the setting's, or
+  None (the protocol's value) where a protocol sets it. Values are checked by `Config`, as for
+  the Python API, so both give the same one-line errors."""
   for field in dataclasses.fields(Config):
-    if field.name in _SELECTORS:
+    if field.name in SELECTORS:
       continue
     by_protocol = _protocol_values(field.name)
     default = None if by_protocol or field.default is dataclasses.MISSING else field.default
     if by_protocol and field.default is not dataclasses.MISSING:
       by_protocol = f'{field.default}; {by_protocol}'
     help_text = field.metadata['help'] + (f' (default: {by_protocol})' if by_protocol else '')
-    check = field.metadata['check']
-    if field.metadata['sweep']:
-      flags.DEFINE(_SweepParser(check), field.name, default, help_text + ' A list sweeps it.',
-                   serializer=_SweepSerializer())
-      continue
     if field.metadata['choices']:
-      flags.DEFINE_enum(field.name, default, list(field.metadata['choices']), help_text)
+      help_text += f' Accepted: {", ".join(field.metadata["choices"])}.'
+    if field.metadata['sweep']:
+      flags.DEFINE(_SweepParser(), field.name, default, help_text + ' A list sweeps it.',
+                   serializer=_SweepSerializer())
     else:
       _DEFINE[field.type](field.name, default, help_text)
-    if check:
-      flags.register_validator(field.name, lambda v, c=check: v is None or c.accepts(v),
-                               f'--{field.name} {check.message}')
 
 
 def _define_selector_flags() -> None:
@@ -116,16 +105,10 @@ def _define_selector_flags() -> None:
   flags.DEFINE_string('protocol', None, help_of['protocol'] + ' ' + '; '.join(
       f'{name}: {", ".join(module.PROTOCOLS)}' for name, module in EXPERIMENTS.items()))
   for name, module in EXPERIMENTS.items():
-    accepted = [*module.VARIANTS, BOTH]
-    flags.DEFINE_enum(module.VARIANT_SETTING, None, accepted,
-                      f'{module.VARIANT_HELP} both: side by side (default: '
-                      f'{_protocol_values(module.VARIANT_SETTING)}).')
-    flags.register_multi_flags_validator(
-        ['experiment', module.VARIANT_SETTING],
-        lambda values, flag=module.VARIANT_SETTING, name=name: (
-            values[flag] is None or values['experiment'] == name),
-        f'--{module.VARIANT_SETTING} applies only to --experiment={name} (accepted there: '
-        f'{", ".join(accepted)})')
+    flags.DEFINE_string(module.VARIANT_SETTING, None,
+                        f'--experiment={name}: {module.VARIANT_HELP} both: side by side '
+                        f'(default: {_protocol_values(module.VARIANT_SETTING)}). Accepted: '
+                        f'{", ".join((*module.VARIANTS, BOTH))}.')
 
 
 _define_selector_flags()
@@ -152,25 +135,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
-def config_from_flags(experiment: str) -> Config:
-  """The Config of the parsed flags for `experiment`, unset ones taking the protocol's values."""
-  variant_setting = EXPERIMENTS[experiment].VARIANT_SETTING
-  names = [f.name for f in dataclasses.fields(Config) if f.name not in _SELECTORS]
-  return make_config(experiment, FLAGS.protocol,
-                     **{name: FLAGS[name].value for name in [*names, variant_setting]})
-
-
-def config_to_evaluate(workdir: Path) -> Config:
-  """The configuration saved in `workdir`; flags given on the command line must agree with
-  it (checked later), except those that do not change the numbers, which replace it."""
-  saved = workdirs.load_config(workdir)
-  current = config_from_flags(FLAGS.experiment if FLAGS['experiment'].present else saved.experiment)
-  given = {f.name for f in dataclasses.fields(Config) if f.name in FLAGS and FLAGS[f.name].present}
-  if FLAGS[EXPERIMENTS[current.experiment].VARIANT_SETTING].present:
-    given.add('variants')
-  relocatable = {f.name for f in dataclasses.fields(Config) if not f.metadata['identity']}
-  return dataclasses.replace(saved, **{name: getattr(current, name)
-                                       for name in given | relocatable})
+def settings_given() -> dict[str, object]:
+  """The settings given on the command line, by name (what the API takes as keywords)."""
+  return {name: FLAGS[name].value for name in settings() if FLAGS[name].present}
 
 
 # Flags a next command sets itself (and --overwrite, which must never be repeated).
@@ -214,24 +181,24 @@ def main(argv: list[str]) -> int:
   sys.unraisablehook = _quiet_about_closed_event_loops
   logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each
   sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, also into a pipe or file
-  # The process id makes the default unique even for runs started in the same second.
-  workdir = FLAGS.workdir or (f'runs/{FLAGS.experiment}-{time.strftime("%Y%m%d-%H%M%S")}'
-                               f'-{os.getpid()}')
+  workdir = FLAGS.workdir or workdirs.default_path(FLAGS.experiment)
   try:
     if FLAGS.experiment == theory.NAME:
       try:
-        passed = theory.check_and_report(FLAGS.mnist_dir, FLAGS.tfds_data_dir, workdir, FLAGS.seed)
+        passed = api.check_theory(workdir, FLAGS.seed, FLAGS.mnist_dir, FLAGS.tfds_data_dir)
       except WriteError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
       return 0 if passed else 1
     if FLAGS.mode == 'eval':
-      driver.evaluate(config_to_evaluate(Path(workdir)), workdir, FLAGS.checkpoint_step)
+      given = settings_given()
+      if FLAGS['experiment'].present:
+        given['experiment'] = FLAGS.experiment
+      api.evaluate(workdir, FLAGS.checkpoint_step, **given, protocol=FLAGS.protocol)
       return 0
-    driver.train_and_evaluate(config_from_flags(FLAGS.experiment), workdir,
-                              overwrite=FLAGS.overwrite,
-                              resume_command=next_command(workdir, 'train'),
-                              command=next_command(None, 'train'))
+    api.train(FLAGS.experiment, FLAGS.protocol, workdir=workdir, overwrite=FLAGS.overwrite,
+              resume_command=next_command(workdir, 'train'), command=next_command(None, 'train'),
+              **settings_given())
     print(f'to evaluate again: {next_command(workdir, "eval")}')
     return 0
   except ConfigError as e:

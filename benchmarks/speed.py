@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
-from dnn_jax import data, evaluate, programs, report, train
+from dnn_jax import data, evaluation, programs, report, training
 from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config
 
 FLAGS = flags.FLAGS
@@ -78,7 +78,7 @@ def benchmark(case: str, num_seeds: int, learning_rates: tuple[float, ...] | Non
   rows = []
   for variant in config.variants:
     program = programs.compile_program(config, module, variant, train_split)
-    keys, state = train.epoch_keys(program.setup.data_keys, 0), [program.state]
+    keys, state = training.epoch_keys(program.setup.data_keys, 0), [program.state]
 
     def epoch():  # the epoch donates its input state: carry the output along
       state[0], losses = program.epoch_fn(state[0], keys, program.images, program.labels)
@@ -86,7 +86,7 @@ def benchmark(case: str, num_seeds: int, learning_rates: tuple[float, ...] | Non
 
     epoch_s, times = median_time(epoch, repeats)
     test_images, test_labels = jax.device_put(tuple(test_split), program.setup.placement.replicated)
-    eval_s, _ = median_time(lambda: evaluate.evaluate_models(state[0], test_images, test_labels),
+    eval_s, _ = median_time(lambda: evaluation.evaluate_models(state[0], test_images, test_labels),
                             repeats)
     spec, models = program.setup.spec, config.num_models
     step_flops = programs.step_flops(program.setup) * models

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dnn_jax import report, train
+from dnn_jax import report, training
 
 
 SHA256 = 'sha256'  # the key of the arrays' checksum in a checkpoint's custom metadata
@@ -159,7 +159,7 @@ class History(NamedTuple):
   test_times: np.ndarray     # float64 (epochs,): testing seconds
 
   @classmethod
-  def empty(cls, num_models: int, spec: train.TrainSpec) -> History:
+  def empty(cls, num_models: int, spec: training.TrainSpec) -> History:
     untested = np.full((num_models, spec.num_epochs), np.nan, np.float32)
     return cls(np.zeros((num_models, spec.total_steps), np.float32),
                np.zeros(spec.num_epochs, np.float64), untested, untested.copy(),
@@ -174,13 +174,13 @@ class History(NamedTuple):
 
 class Training(NamedTuple):
   """Everything a checkpoint of a variant's training holds."""
-  state: train.TrainState
+  state: training.TrainState
   data_keys: jax.Array
   history: History
 
 
-def save_training(ckpts: Checkpoints, step: int, training: Training) -> None:
-  ckpts.save(step, _item(training))
+def save_training(ckpts: Checkpoints, step: int, run: Training) -> None:
+  ckpts.save(step, _item(run))
 
 
 def restore_training(ckpts: Checkpoints, like: Training, step: int | None,
@@ -195,12 +195,12 @@ def restore_training(ckpts: Checkpoints, like: Training, step: int | None,
   return Training(item['state'], jax.random.wrap_key_data(item['data_keys']), history)
 
 
-def size_bytes(training: Training) -> int:
-  """Bytes of the arrays a checkpoint of `training` holds (abstract values will do)."""
+def size_bytes(run: Training) -> int:
+  """Bytes of the arrays a checkpoint of `run` holds (abstract values will do)."""
   return sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape))
-             for x in jax.tree.leaves(abstract(_item(training))))
+             for x in jax.tree.leaves(abstract(_item(run))))
 
 
-def _item(training: Training) -> dict[str, Any]:
-  return dict(state=training.state, data_keys=jax.random.key_data(training.data_keys),
-              **training.history._asdict())
+def _item(run: Training) -> dict[str, Any]:
+  return dict(state=run.state, data_keys=jax.random.key_data(run.data_keys),
+              **run.history._asdict())

@@ -106,9 +106,10 @@ class Config:
       check, swept = rules['check'], rules['sweep'] and isinstance(value, tuple)
       if swept and len(value) < 2:
         raise ConfigError(f'--{field.name}={flag_text(value)}: a sweep needs two values or more')
-      for item in (value if swept else (value,)):
+      for position, item in enumerate(value if swept else (value,), 1):
         if check and not check.accepts(item):
-          raise ConfigError(f'--{field.name}={flag_text(value)}: --{field.name} {check.message}')
+          which = f'item {position} ({item})' if swept else f'--{field.name}'
+          raise ConfigError(f'--{field.name}={flag_text(value)}: {which} {check.message}')
     low, high = SEED_RANGE
     if not low <= self.seed <= high - self.num_seeds:
       raise ConfigError(f'--seed={self.seed} with --num_seeds={self.num_seeds}: accepted: '

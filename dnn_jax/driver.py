@@ -7,7 +7,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from dnn_jax import checkpoints, evaluate as evaluation, interrupts, loop, metrics, outputs
+from dnn_jax import checkpoints, evaluation, interrupts, loop, metrics, outputs
 from dnn_jax import programs, report
 from dnn_jax import workdir as workdirs
 from dnn_jax.config import Config

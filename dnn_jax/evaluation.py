@@ -13,7 +13,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding
 
-from dnn_jax import checkpoints, data, losses, programs, report, train
+from dnn_jax import checkpoints, data, losses, programs, report, training
 from dnn_jax.config import Config
 
 
@@ -25,7 +25,7 @@ class Tested(NamedTuple):
   predictions: Any  # the predicted class of each example
 
 
-def evaluate(state: train.TrainState, images: jax.Array, labels: jax.Array) -> Tested:
+def evaluate(state: training.TrainState, images: jax.Array, labels: jax.Array) -> Tested:
   """`Tested` over the whole split, in batches of `eval_batch_size`."""
   spec, n = state.spec, images.shape[0]
   batch = min(spec.config.eval_batch_size, n)
@@ -52,7 +52,7 @@ def evaluate(state: train.TrainState, images: jax.Array, labels: jax.Array) -> T
   return Tested(*totals, predicted.reshape(-1)[:n])
 
 
-evaluate_models = jax.jit(train.over_models(evaluate, (0, None, None)))
+evaluate_models = jax.jit(training.over_models(evaluate, (0, None, None)))
 
 
 def place(split: data.Split, replicated: NamedSharding) -> tuple[jax.Array, jax.Array]:
@@ -60,7 +60,7 @@ def place(split: data.Split, replicated: NamedSharding) -> tuple[jax.Array, jax.
   return jax.device_put(tuple(split), replicated)
 
 
-def test_models(state: train.TrainState, placed: tuple[jax.Array, jax.Array],
+def test_models(state: training.TrainState, placed: tuple[jax.Array, jax.Array],
                 num_models: int) -> Tested:
   """`evaluate` of every model on a `place`d split: numpy, padding models dropped."""
   return Tested(*(x[:num_models] for x in jax.device_get(evaluate_models(state, *placed))))

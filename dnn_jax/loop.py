@@ -11,8 +11,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from dnn_jax import checkpoints, data, evaluate, interrupts, losses, metrics, models, programs
-from dnn_jax import progress, train
+from dnn_jax import checkpoints, data, evaluation, interrupts, losses, metrics, models, programs
+from dnn_jax import progress, training
 from dnn_jax.config import Config
 
 # A model whose mean training loss over an epoch is this many times its initial model's test
@@ -59,14 +59,14 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
                                            jax.tree.map(lambda p: p[0], program.state.params))
   log(f'[{variant}] {num_params:,} trainable parameters; {num_models} model(s), '
       f'{spec.models_per_chunk} side by side, compiled in {program.compile_time_s:.2f}s')
-  test_data = evaluate.place(test_split, program.setup.placement.replicated)
+  test_data = evaluation.place(test_split, program.setup.placement.replicated)
   initial_loss = np.maximum(
-      evaluate.test_models(program.state, test_data, num_models).loss_sum
+      evaluation.test_models(program.state, test_data, num_models).loss_sum
       / len(test_split.labels), losses.OBJECTIVES[spec.objective].chance_loss)
-  training = program.setup.untrained()._replace(state=program.state)
+  start_from = program.setup.untrained()._replace(state=program.state)
   if ckpts:
-    training = checkpoints.restore_training(ckpts, training, None, log) or training
-  state, data_keys, history = training
+    start_from = checkpoints.restore_training(ckpts, start_from, None, log) or start_from
+  state, data_keys, history = start_from
   step = int(state.step[0])
   if step:  # checkpoints are written after a chunk, so only a restored state is past 0
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
@@ -87,7 +87,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
     with progress.watching(progress.Progress(
         f'[{variant}] epoch {epoch + 1}', program.setup.placement.padded_models,
         spec.steps_per_call * config.batch_size, log)):
-      state, chunk_losses = program.epoch_fn(state, train.epoch_keys(data_keys, epoch),
+      state, chunk_losses = program.epoch_fn(state, training.epoch_keys(data_keys, epoch),
                                              program.images, program.labels)
       interrupts.wait_until_ready(chunk_losses)
     new_step = int(state.step[0])
@@ -121,9 +121,9 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{program.compile_time_s:.2f}s '
       f'compile, +{test_time:.2f}s testing during training)')
   if tested is None:  # resumed at the last step: nothing was trained here
-    tested = evaluate.test_models(state, test_data, num_models)
+    tested = evaluation.test_models(state, test_data, num_models)
   results = dict(
-      num_params=num_params, **evaluate.results(config, variant, tested, log),
+      num_params=num_params, **evaluation.results(config, variant, tested, log),
       diverged=diverged.tolist(),
       train_loss_per_epoch=history.epoch_losses(num_models, spec.steps_per_epoch).tolist(),
       test_accuracy_per_epoch=_json_floats(history.test_accuracy[:num_models]),
@@ -138,11 +138,11 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
                  params, tested.predictions)
 
 
-def _test_after(epoch: int, state: train.TrainState, test_data: tuple[jax.Array, jax.Array],
-                history: checkpoints.History, num_models: int) -> evaluate.Tested:
+def _test_after(epoch: int, state: training.TrainState, test_data: tuple[jax.Array, jax.Array],
+                history: checkpoints.History, num_models: int) -> evaluation.Tested:
   """Test every model after `epoch`, recording its accuracy and loss and the time taken."""
   start = time.perf_counter()
-  tested = evaluate.test_models(state, test_data, num_models)
+  tested = evaluation.test_models(state, test_data, num_models)
   history.test_times[epoch] = time.perf_counter() - start
   total = len(test_data[1])
   history.test_accuracy[:num_models, epoch] = tested.correct / total
@@ -158,7 +158,7 @@ def auto_test_every(test_s: float, epoch_s: float) -> int:
   return 1 if share <= TEST_SHARE_TOLERATED else math.ceil(share / TEST_SHARE)
 
 
-def _epoch_line(variant: str, history: checkpoints.History, spec: train.TrainSpec, epoch: int,
+def _epoch_line(variant: str, history: checkpoints.History, spec: training.TrainSpec, epoch: int,
                 step: int, diverged: np.ndarray, num_models: int) -> str:
   """'[sparse] epoch 3: train loss 0.0512, test accuracy 98.12% (98.05-98.20), ...'."""
   epoch_losses = history.step_losses[:num_models, epoch * spec.steps_per_epoch:step]
@@ -180,12 +180,12 @@ def _json_floats(values: np.ndarray) -> list[list[float | None]]:
   return [[float(v) if np.isfinite(v) else None for v in row] for row in values]
 
 
-def _finished_epochs(spec: train.TrainSpec, step: int) -> int:
+def _finished_epochs(spec: training.TrainSpec, step: int) -> int:
   ends = np.minimum(np.arange(1, spec.num_epochs + 1) * spec.steps_per_epoch, spec.total_steps)
   return int(np.sum(ends <= step))
 
 
-def _exceeded(history: checkpoints.History, initial_loss: np.ndarray, spec: train.TrainSpec,
+def _exceeded(history: checkpoints.History, initial_loss: np.ndarray, spec: training.TrainSpec,
               step: int, num_models: int) -> np.ndarray:
   """(models, finished epochs): whether each epoch's mean loss is over DIVERGENCE_FACTOR
   times the model's `initial_loss`."""
@@ -193,14 +193,14 @@ def _exceeded(history: checkpoints.History, initial_loss: np.ndarray, spec: trai
   return means > DIVERGENCE_FACTOR * initial_loss[:, None]
 
 
-def _diverged(history: checkpoints.History, initial_loss: np.ndarray, spec: train.TrainSpec,
+def _diverged(history: checkpoints.History, initial_loss: np.ndarray, spec: training.TrainSpec,
               step: int, num_models: int) -> np.ndarray:
   """Per model, up to `step`: a non-finite loss, or a finished epoch far above its start."""
   non_finite = (~np.isfinite(history.step_losses[:num_models, :step])).any(axis=1)
   return non_finite | _exceeded(history, initial_loss, spec, step, num_models).any(axis=1)
 
 
-def _divergence(history: checkpoints.History, initial_loss: np.ndarray, spec: train.TrainSpec,
+def _divergence(history: checkpoints.History, initial_loss: np.ndarray, spec: training.TrainSpec,
                 step: int, model: int, config: Config, variant: str) -> str:
   """One line on how `model` diverged, with a learning rate to try."""
   losses_so_far = history.step_losses[model, :step]

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dnn_jax import checkpoints, report, train
+from dnn_jax import checkpoints, report, training
 from dnn_jax.config import Config
 
 METRICS_FILE = 'metrics.jsonl'
@@ -26,7 +26,7 @@ TENSORBOARD_DIR = 'tensorboard'  # <workdir>/tensorboard/<variant>/: TensorBoard
 PER_MODEL = ('train_loss', 'test_accuracy', 'test_loss')
 
 
-def call_ends(spec: train.TrainSpec) -> list[int]:
+def call_ends(spec: training.TrainSpec) -> list[int]:
   """The steps at which a call of the epoch function ends: each `steps_per_call` into an
   epoch, and each epoch's end."""
   ends = set()
@@ -36,7 +36,7 @@ def call_ends(spec: train.TrainSpec) -> list[int]:
   return sorted(ends)
 
 
-def record(variant: str, spec: train.TrainSpec, history: checkpoints.History, step: int,
+def record(variant: str, spec: training.TrainSpec, history: checkpoints.History, step: int,
            num_models: int) -> dict[str, Any]:
   """The line of `variant` at `step` (a call's end): the epoch so far, from `history`."""
   epoch = -(-step // spec.steps_per_epoch)  # 1-based: the epoch `step` ends or lies in
@@ -68,7 +68,7 @@ class MetricsLog:
     self._writer = None
     self._labels: list[str] = []
 
-  def start(self, variant: str, spec: train.TrainSpec, history: checkpoints.History,
+  def start(self, variant: str, spec: training.TrainSpec, history: checkpoints.History,
             step: int, num_models: int) -> None:
     """Begin (or resume at `step`) `variant`: metrics.jsonl keeps the lines of the variants
     before it, and gets this one's lines up to `step` from `history` (keeping the times of

@@ -11,17 +11,17 @@ from types import ModuleType
 import jax
 import numpy as np
 
-from dnn_jax import checkpoints, data, placement, train
+from dnn_jax import checkpoints, data, placement, training
 from dnn_jax.config import Config
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-  spec: train.TrainSpec
+  spec: training.TrainSpec
   init_keys: jax.Array
   data_keys: jax.Array
   hyper: dict[str, jax.Array]  # each model's value of every sweepable setting
-  abstract_state: train.TrainState
+  abstract_state: training.TrainState
   placement: placement.Placement
 
   def untrained(self) -> checkpoints.Training:
@@ -32,8 +32,8 @@ class Setup:
 
 
 def make_spec(config: Config, experiment: ModuleType, variant: str,
-              num_train: int) -> train.TrainSpec:
-  return train.TrainSpec(config, experiment.make_model(config, variant),
+              num_train: int) -> training.TrainSpec:
+  return training.TrainSpec(config, experiment.make_model(config, variant),
                          experiment.objective(variant), config.steps_per_epoch(num_train),
                          config.total_steps(num_train))
 
@@ -44,14 +44,14 @@ def setup(config: Config, experiment: ModuleType, variant: str, num_train: int) 
   spec = make_spec(config, experiment, variant, num_train)
   index = np.arange(where.padded_models) % config.num_models  # padding repeats real models
   init_keys, data_keys = (keys[index % config.num_seeds]
-                          for keys in train.seed_keys(config.seed, config.num_seeds))
+                          for keys in training.seed_keys(config.seed, config.num_seeds))
   hyper = config.hyper(index)
   spec = dataclasses.replace(spec, models_per_chunk=placement.chunk_width(
       config.models_per_chunk, where.padded_models, lambda: _step_flops(spec, hyper)))
   init_keys, data_keys, hyper = jax.device_put((init_keys, data_keys, hyper), where.models)
   abstract_state = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where.models),
-      jax.eval_shape(train.init_models, init_keys, spec, hyper))
+      jax.eval_shape(training.init_models, init_keys, spec, hyper))
   return Setup(spec, init_keys, data_keys, hyper, abstract_state, where)
 
 
@@ -60,19 +60,19 @@ def step_flops(ready: Setup) -> float:
   return _step_flops(ready.spec, ready.hyper)
 
 
-def _step_flops(spec: train.TrainSpec, hyper: dict[str, np.ndarray]) -> float:
-  one = jax.eval_shape(lambda key, hyper: train.init(key, spec, hyper), jax.random.key(0),
+def _step_flops(spec: training.TrainSpec, hyper: dict[str, np.ndarray]) -> float:
+  one = jax.eval_shape(lambda key, hyper: training.init(key, spec, hyper), jax.random.key(0),
                        {name: values[0] for name, values in hyper.items()})
   batch = (jax.ShapeDtypeStruct((spec.config.batch_size, 28, 28, 1), np.uint8),
            jax.ShapeDtypeStruct((spec.config.batch_size,), np.int32))
-  return jax.jit(train.train_step).lower(one, batch).cost_analysis()['flops']
+  return jax.jit(training.train_step).lower(one, batch).cost_analysis()['flops']
 
 
 @dataclasses.dataclass(frozen=True)
 class Program:
   setup: Setup
   epoch_fn: jax.stages.Compiled
-  state: train.TrainState      # initial, on the devices
+  state: training.TrainState      # initial, on the devices
   images: jax.Array            # uint8, on the devices
   labels: jax.Array
   compile_time_s: float
@@ -84,16 +84,16 @@ def compile_program(config: Config, experiment: ModuleType, variant: str,
   """Place the data, compile the models' epoch (checking it fits) and initialise the state."""
   ready = setup(config, experiment, variant, len(train_split.labels))
   images, labels = jax.device_put(tuple(train_split), ready.placement.replicated)
-  keys = train.epoch_keys(ready.data_keys, 0)  # its own small compile is not the epoch's
+  keys = training.epoch_keys(ready.data_keys, 0)  # its own small compile is not the epoch's
   start = time.perf_counter()
   # The state comes out placed as it went in (else XLA may replicate what passes through, and
   # every later function of the state would compile again for the new placement).
   state_placement = jax.tree.map(lambda x: x.sharding, ready.abstract_state)
-  epoch_fn = jax.jit(train.train_epoch_over_models, donate_argnums=0,
+  epoch_fn = jax.jit(training.train_epoch_over_models, donate_argnums=0,
                      out_shardings=(state_placement, ready.placement.models)).lower(
                          ready.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start
   memory = placement.check_memory(epoch_fn, config, ready.placement.padded_models)
-  state = jax.device_put(train.init_models(ready.init_keys, ready.spec, ready.hyper),
+  state = jax.device_put(training.init_models(ready.init_keys, ready.spec, ready.hyper),
                          ready.placement.models)
   return Program(ready, epoch_fn, state, images, labels, compile_time, memory)

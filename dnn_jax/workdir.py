@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -20,6 +21,12 @@ CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'  # <workdir>/checkpoints/<variant>/<step>
 LOCK_FILE = '.lock'          # holds the process id of the training run that locks the workdir
 OUTPUTS_BYTES = 4 * 2**20    # results.json, tables, figures, metrics and report (~1 MiB), generously
+
+
+def default_path(experiment: str) -> str:
+  """A new run's workdir when none is given: runs/<experiment>-<time>-<process id> (unique
+  even for runs started in the same second)."""
+  return f'runs/{experiment}-{time.strftime("%Y%m%d-%H%M%S")}-{os.getpid()}'
 
 
 class WorkdirBusy(ConfigError):

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnn_jax import data, train  # noqa: E402
+from dnn_jax import data, training  # noqa: E402
 from dnn_jax.experiments import make_config  # noqa: E402
 
 cpu_only = pytest.mark.skipif(jax.default_backend() != 'cpu',
@@ -29,7 +29,7 @@ def small_config(experiment='linear', **overrides):
 def make_spec(model, objective, steps_per_epoch, total_steps=None, experiment='linear',
               **overrides):
   """A TrainSpec of `model` for `steps_per_epoch` steps per epoch (and `total_steps`)."""
-  return train.TrainSpec(small_config(experiment, **overrides), model, objective, steps_per_epoch,
+  return training.TrainSpec(small_config(experiment, **overrides), model, objective, steps_per_epoch,
                          total_steps or steps_per_epoch)
 
 

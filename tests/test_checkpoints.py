@@ -14,15 +14,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from dnn_jax import checkpoints, data, models, train
+from dnn_jax import checkpoints, data, models, training
 from tests.conftest import QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, make_spec
 
 
 def seeds_state(num_seeds=2):
   spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
                    batch_size=10)
-  init_keys, data_keys = train.seed_keys(0, num_seeds)
-  return train.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys))), data_keys
+  init_keys, data_keys = training.seed_keys(0, num_seeds)
+  return training.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys))), data_keys
 
 
 def test_round_trip_preserves_structure_and_values(tmp_path):
@@ -34,7 +34,7 @@ def test_round_trip_preserves_structure_and_values(tmp_path):
   restored = ckpts.restore(checkpoints.abstract(item), None, print)
   assert int(restored['state'].step[0]) == 7
   assert jax.tree.structure(restored) == jax.tree.structure(item)
-  assert isinstance(restored['state'], train.TrainState)
+  assert isinstance(restored['state'], training.TrainState)
   assert restored['state'].spec == state.spec
   for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(item)):
     assert a.dtype == b.dtype
@@ -103,8 +103,8 @@ def test_chunked_epochs_equal_whole_epochs(mnist_train):
   for chunk in (0, 7):
     spec = make_spec(models.LinearClassifier(), 'logistic', 30, 75, batch_size=2,
                      learning_rate=0.01, checkpoint_every_steps=chunk)
-    state = train.init(jax.random.key(0), spec)
-    epoch_fn = jax.jit(train.train_epoch)
+    state = training.init(jax.random.key(0), spec)
+    epoch_fn = jax.jit(training.train_epoch)
     while int(state.step) < spec.total_steps:
       epoch = int(state.step) // spec.steps_per_epoch
       state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch), images, labels)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dnn_jax import checkpoints, driver, evaluate, models, programs
+from dnn_jax import checkpoints, driver, evaluation, models, programs
 from dnn_jax.experiments import EXPERIMENTS, Shown, lenet
 from tests.conftest import small_config
 
@@ -23,11 +23,11 @@ def assert_figures(workdir, names):
 
 def test_outputs_are_written(tmp_path):
   config = small_config(epochs=3, test_every_epochs=2, train_examples=301)
-  compiled_before = evaluate.evaluate_models._cache_size()
+  compiled_before = evaluation.evaluate_models._cache_size()
   results = driver.train_and_evaluate(config, tmp_path, log=lambda s: None,
                                       command='python main.py --experiment=linear')
   # each variant's test program compiled once, whatever the number of tested epochs
-  assert evaluate.evaluate_models._cache_size() - compiled_before <= len(config.variants)
+  assert evaluation.evaluate_models._cache_size() - compiled_before <= len(config.variants)
   saved = json.loads((tmp_path / 'results.json').read_text())
   assert saved == json.loads(json.dumps(results))
   assert saved['variance_table'] == (tmp_path / 'variance_table.md').read_text().strip()

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from dnn_jax import models, progress, train
+from dnn_jax import models, progress, training
 from tests.conftest import make_spec
 
 
@@ -22,13 +22,13 @@ def test_the_compiled_epoch_reports_each_model_of_its_chunks(mnist_train):
   spec = make_spec(models.LinearClassifier(), 'logistic', 20, batch_size=2, models_per_chunk=2,
                    learning_rate=0.01)
   num_models = 5  # chunks of 2, 2 and 1
-  state = train.init_models(jax.random.split(jax.random.key(0), num_models), spec,
+  state = training.init_models(jax.random.split(jax.random.key(0), num_models), spec,
                             {'learning_rate': np.full(num_models, 0.01, np.float32)})
   keys = jax.random.split(jax.random.key(1), num_models)
   with progress.watching(progress.Progress('', num_models, 40, lambda _: None)) as watched:
-    state, losses = train.train_epoch_models(state, keys, images, labels)
+    state, losses = training.train_epoch_models(state, keys, images, labels)
     jax.block_until_ready(losses)
   assert watched.done == num_models
-  state, losses = train.train_epoch_models(state, keys, images, labels)  # nothing watched
+  state, losses = training.train_epoch_models(state, keys, images, labels)  # nothing watched
   jax.block_until_ready(losses)
   assert watched.done == num_models

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import data, evaluate, kernels, models, train
+from dnn_jax import data, evaluation, kernels, models, training
 from tests.conftest import make_spec
 
 
@@ -31,11 +31,11 @@ class TrainStepTest(chex.TestCase):
   def test_jit_and_non_jit_steps_agree(self):
     # The linear model: run eagerly, LeNet's step compiles its many ops one by one (7 s).
     spec = linear_spec(steps_per_epoch=1, batch_size=8, micro_batches=2)
-    state = jax.jit(train.init, static_argnums=1)(jax.random.key(0), spec)
+    state = jax.jit(training.init, static_argnums=1)(jax.random.key(0), spec)
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     labels = jnp.where(jnp.arange(8) % 3 == 0, 1, -1)
-    reference, reference_loss = train.train_step(state, (images, labels))
-    new_state, loss = self.variant(train.train_step)(state, (images, labels))
+    reference, reference_loss = training.train_step(state, (images, labels))
+    new_state, loss = self.variant(training.train_step)(state, (images, labels))
     chex.assert_trees_all_close(new_state.params, reference.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
     assert int(new_state.step) == 1
@@ -46,10 +46,10 @@ class TrainStepTest(chex.TestCase):
 def test_micro_batches_change_neither_loss_nor_step(micro_batches):
   images = jax.random.randint(jax.random.key(1), (7, 28, 28, 1), 0, 256).astype(jnp.uint8)
   batch = images, jnp.arange(7) % 10  # 7 = 3 + 2 + 2: unequal slices
-  step = jax.jit(train.train_step)
-  state = train.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=1))
+  step = jax.jit(training.train_step)
+  state = training.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=1))
   whole, whole_loss = step(state, batch)
-  split = train.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1,
+  split = training.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1,
                                                    micro_batches=micro_batches))
   split, split_loss = step(split, batch)
   chex.assert_trees_all_close(split.params, whole.params, rtol=1e-5, atol=1e-6)
@@ -58,11 +58,11 @@ def test_micro_batches_change_neither_loss_nor_step(micro_batches):
 
 
 def run_epochs(spec, split, epochs, seed=0):
-  init_keys, data_keys = train.seed_keys(seed, 1)
-  state = train.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys)))
+  init_keys, data_keys = training.seed_keys(seed, 1)
+  state = training.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys)))
   for epoch in range(epochs):
-    state, step_losses = train.train_epoch_models(
-        state, train.epoch_keys(data_keys, epoch), split.images, split.labels)
+    state, step_losses = training.train_epoch_models(
+        state, training.epoch_keys(data_keys, epoch), split.images, split.labels)
   return state, step_losses
 
 
@@ -79,8 +79,8 @@ def test_same_seed_same_result_and_other_seed_differs(binary_train):
 def test_epochs_reuse_one_compilation(binary_train):
   split = data.first(binary_train, 100)
   spec = linear_spec(steps_per_epoch=50)
-  epoch_fn = jax.jit(train.train_epoch)  # jit wrappers of one function share a cache
-  state = train.init(jax.random.key(0), spec)
+  epoch_fn = jax.jit(training.train_epoch)  # jit wrappers of one function share a cache
+  state = training.init(jax.random.key(0), spec)
   cache_sizes = []
   for epoch in range(3):
     state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch),
@@ -92,11 +92,11 @@ def test_epochs_reuse_one_compilation(binary_train):
 
 def test_shuffle_visits_every_example_once_per_epoch():
   spec = linear_spec(steps_per_epoch=10, batch_size=3)
-  indices = np.asarray(train.epoch_indices(jax.random.key(0), spec, 30))
+  indices = np.asarray(training.epoch_indices(jax.random.key(0), spec, 30))
   assert indices.shape == (10, 3)
   np.testing.assert_array_equal(np.sort(indices.ravel()), np.arange(30))
   replacement = linear_spec(steps_per_epoch=1000, sampling='with_replacement')
-  draws = np.asarray(train.epoch_indices(jax.random.key(0), replacement, 30)).ravel()
+  draws = np.asarray(training.epoch_indices(jax.random.key(0), replacement, 30)).ravel()
   assert draws.min() >= 0 and draws.max() < 30 and len(np.unique(draws)) == 30
   assert np.bincount(draws).max() > 1  # repeats: drawn with replacement
 
@@ -112,7 +112,7 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 
 
 def evaluate_accuracy(state, test):
-  correct = evaluate.evaluate_models(state, test.images, test.labels).correct
+  correct = evaluation.evaluate_models(state, test.images, test.labels).correct
   return float(correct[0]) / len(test.labels)
 
 
