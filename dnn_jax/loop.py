@@ -1,5 +1,6 @@
-"""The training loop of one variant: all its models as one compiled program, chunk after chunk,
-checkpointed, stoppable, watched for divergence, then tested."""
+"""The training loop of one variant: all its models as one compiled program, call after call,
+tested after epochs, checkpointed and logged after each call, stoppable, watched for
+divergence."""
 
 from __future__ import annotations
 

@@ -303,6 +303,7 @@ def test_a_loss_far_above_its_start_is_divergence_with_a_rate_to_try(tmp_path):
   assert not (tmp_path / 'checkpoints' / 'logistic' / '1500').exists()  # never saved
 
 
+@pytest.mark.slow
 def test_the_raw_pixel_protocol_is_not_divergence(tmp_path):
   """Its losses are far above a uniform prediction's, but below where they started."""
   from dnn_jax import driver

@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_table_and_json(tmp_path):
   out = tmp_path / 'bench'
   result = subprocess.run(
