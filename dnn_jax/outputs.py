@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from dnn_jax import data, plots, report, seed_stats, sweeps
+from dnn_jax import data, losses, plots, report, seed_stats, sweeps
 from dnn_jax.config import Config
 from dnn_jax.experiments import Shown
 
@@ -101,11 +101,10 @@ def _result_figures(config: Config, experiment: ModuleType, trained: Mapping[str
   names = experiment.CLASS_NAMES
   confusion = {f'{v}: {len(m)} seed(s) summed': np.sum(
       [trained[v].results['confusion'][i] for i in m], axis=0) for v, m in shown_models.items()}
-  true_class = np.asarray(test_split.labels)
-  if len(names) == 2:  # labels -1 / +1
-    true_class = (true_class > 0).astype(int)
   blocks = {}
   for v, m in shown_models.items():
+    true_class = np.asarray(
+        losses.OBJECTIVES[experiment.objective(v)].label_class(test_split.labels))
     predicted = trained[v].predictions[m[0]]
     wrong = np.flatnonzero(predicted != true_class)
     shown = wrong[:MISCLASSIFIED_SHOWN]
