@@ -25,13 +25,14 @@ for _signal in (signal.SIGINT, signal.SIGTERM):
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import dataclasses
+import re
 import shlex
 import shutil
 from pathlib import Path
 
 from absl import app, flags, logging
 
-from dnn_jax import api, workdir as workdirs
+from dnn_jax import api, cluster, supervisor, workdir as workdirs
 from dnn_jax.checkpoints import CheckpointError, NothingToEvaluate
 from dnn_jax.config import Config, ConfigError, flag_text
 from dnn_jax.data import DatasetError
@@ -119,6 +120,19 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
                   "train (resuming from the workdir's checkpoints), or eval: restore and test.")
 flags.DEFINE_integer('checkpoint_step', None, 'With --mode=eval: this step instead of the latest.')
 flags.DEFINE_bool('overwrite', False, 'Start afresh in a workdir that holds another run.')
+flags.DEFINE_bool('distributed', False, "One process of a multi-process run (jax.distributed): "
+                  "the coordinator's address, process count and index from the cluster's "
+                  'environment (Slurm, Open MPI, TPU); the three flags below set them by hand.')
+flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0, which every process '
+                    'of a multi-process run connects to (also starts one, with the two below).')
+flags.DEFINE_integer('num_processes', None, 'The number of processes of a multi-process run.')
+flags.DEFINE_integer('process_id', None, "This process's index in a multi-process run: 0 to "
+                     '--num_processes - 1; process 0 writes the outputs.')
+flags.DEFINE_integer('initialization_timeout', 300, 'Seconds a multi-process run waits for all '
+                     'its processes to connect to the coordinator.')
+
+_BY_HAND = ('coordinator_address', 'num_processes', 'process_id')
+_ADDRESS = re.compile(r'^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):(\d+)$')
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -168,6 +182,39 @@ def _python_command() -> str:
   return sys.executable if relative.startswith('..') else relative
 
 
+def distributed_settings() -> dict[str, object] | None:
+  """`cluster.initialize`'s arguments where this is one process of a multi-process run, else
+  None; a bad or missing one raises ConfigError naming it."""
+  given = [name for name in _BY_HAND if FLAGS[name].present]
+  if not FLAGS.distributed and not given:
+    return None
+  if not FLAGS.distributed and len(given) < len(_BY_HAND):
+    missing = ', '.join(f'--{name}' for name in _BY_HAND if name not in given)
+    raise ConfigError(f'--{given[0]} without {missing}: give all three, or --distributed to take '
+                      "them from the cluster's environment (Slurm, Open MPI, TPU)")
+  address, count, index = (FLAGS[name].value for name in _BY_HAND)
+  match = _ADDRESS.match(address) if address is not None else None
+  if address is not None and not (match and 0 < int(match.group(2)) < 65536):
+    raise ConfigError(f'--coordinator_address={address} is not HOST:PORT; accepted: a host name '
+                      'or address, a colon and a port from 1 to 65535 (e.g. 10.0.0.1:1234)')
+  if count is not None and count < 1:
+    raise ConfigError(f'--num_processes={count} is not a process count; accepted: 1 or more')
+  if index is not None and (index < 0 or (count is not None and index >= count)):
+    upper = f'{count - 1} (--num_processes - 1)' if count else 'the process count - 1'
+    raise ConfigError(f'--process_id={index} is out of range; accepted: 0 to {upper}')
+  if FLAGS.initialization_timeout < 1:
+    raise ConfigError(f'--initialization_timeout={FLAGS.initialization_timeout}; accepted: 1 '
+                      'second or more')
+  if FLAGS.experiment == theory.NAME:
+    raise ConfigError('--experiment=theory runs in one process; accepted with a multi-process '
+                      f'run: {", ".join(EXPERIMENTS)}')
+  if not FLAGS.workdir:
+    raise ConfigError('a multi-process run needs --workdir: the same folder for every process, '
+                      'on a filesystem they share')
+  return dict(coordinator_address=address, num_processes=count, process_id=index,
+              initialization_timeout=FLAGS.initialization_timeout)
+
+
 def _quiet_about_closed_event_loops(unraisable) -> None:
   """After a failed save, orbax's pending writes report into its closed event loop as
   'unraisable' errors: that says nothing the run's own one-line error does not."""
@@ -181,52 +228,92 @@ def main(argv: list[str]) -> int:
   sys.unraisablehook = _quiet_about_closed_event_loops
   logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each
   sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, also into a pipe or file
+  try:
+    distributed = distributed_settings()
+  except ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  if distributed is None:
+    return run('')
+  if not supervisor.is_worker():  # this process watches the one that runs
+    index, count = distributed['process_id'], distributed['num_processes']
+    return supervisor.run([sys.executable, *sys.argv],
+                          f'[process {index}/{count}] ' if index is not None else '',
+                          distributed['coordinator_address'], FLAGS.initialization_timeout)
+  cluster.initialize(**distributed)
+  print(cluster.joined())
+  code = run(cluster.prefix())
+  if code:  # at once, not through the runtime's shutdown, which would wait for the others
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access
+  return code
+
+
+def run(prefix: str) -> int:
+  """The run the flags ask for; its exit code. `prefix` goes before each line (a process of a
+  multi-process run: '[process 1/4] '), and only process 0 prints the log, whose warnings
+  every process prints."""
+  def log(line: str) -> None:
+    if not prefix or cluster.is_main() or 'WARNING' in line:
+      print('\n'.join(prefix + part for part in line.split('\n')))
+
+  def error(line: str) -> None:
+    print(prefix + line, file=sys.stderr)
+
   workdir = FLAGS.workdir or workdirs.default_path(FLAGS.experiment)
   try:
     if FLAGS.experiment == theory.NAME:
       try:
         passed = api.check_theory(workdir, FLAGS.seed, FLAGS.mnist_dir, FLAGS.tfds_data_dir)
       except WriteError as e:
-        print(f'error: {e}', file=sys.stderr)
+        error(f'error: {e}')
         return 1
       return 0 if passed else 1
     if FLAGS.mode == 'eval':
       given = settings_given()
       if FLAGS['experiment'].present:
         given['experiment'] = FLAGS.experiment
-      api.evaluate(workdir, FLAGS.checkpoint_step, **given, protocol=FLAGS.protocol)
+      api.evaluate(workdir, FLAGS.checkpoint_step, log, **given, protocol=FLAGS.protocol)
       return 0
     api.train(FLAGS.experiment, FLAGS.protocol, workdir=workdir, overwrite=FLAGS.overwrite,
-              resume_command=next_command(workdir, 'train'), command=next_command(None, 'train'),
-              **settings_given())
-    print(f'to evaluate again: {next_command(workdir, "eval")}')
+              log=log, resume_command=next_command(workdir, 'train'),
+              command=next_command(None, 'train'), **settings_given())
+    log(f'to evaluate again: {next_command(workdir, "eval")}')
+    if prefix and not cluster.is_main():
+      print(f'{prefix}done: process 0 wrote the results to {workdir}')
     return 0
   except ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
+    error(f'error: {e}')
     return 2
   except NothingToEvaluate as e:
-    print(f'error: {e}; train first: {next_command(workdir, "train")}', file=sys.stderr)
+    error(f'error: {e}; train first: {next_command(workdir, "train")}')
     return 1
   except WriteError as e:
-    print(f'error: {e}; what was saved is kept: once there is room, resume with: '
-          f'{next_command(workdir, "train")}', file=sys.stderr)
+    error(f'error: {e}; what was saved is kept: once there is room, resume with: '
+          f'{next_command(workdir, "train")}')
     return 1
   except (CheckpointError, DatasetError, TrainingDiverged) as e:
-    print(f'error: {e}', file=sys.stderr)
+    error(f'error: {e}')
     return 1
   except Interrupted as e:
-    print(f'{e}; resume with: {next_command(workdir, "train")}', file=sys.stderr)
+    error(f'{e}; resume with: {next_command(workdir, "train")}')
     return 128 + e.signum
   except KeyboardInterrupt:
     if FLAGS.mode == 'eval':
-      print(f'aborted; nothing was changed; evaluate with: {next_command(workdir, "eval")}',
-            file=sys.stderr)
+      error(f'aborted; nothing was changed; evaluate with: {next_command(workdir, "eval")}')
       return 130
     steps = workdirs.saved_steps(Path(workdir))
-    print('aborted; ' + (f'the checkpoints in {workdir} are kept (newest: step {steps[-1]})'
+    error('aborted; ' + (f'the checkpoints in {workdir} are kept (newest: step {steps[-1]})'
                          if steps else 'no checkpoint was written yet')
-          + f'; resume with: {next_command(workdir, "train")}', file=sys.stderr)
+          + f'; resume with: {next_command(workdir, "train")}')
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if prefix and cluster.lost_process(e):
+      error(f'error: {cluster.lost_process_line(e)}; rerun the same command on every process '
+            'to resume from the last checkpoint')
+      return 1
+    raise
 
 
 if __name__ == '__main__':

@@ -85,7 +85,7 @@ def benchmark(case: str, num_seeds: int, learning_rates: tuple[float, ...] | Non
       return losses
 
     epoch_s, times = median_time(epoch, repeats)
-    test_images, test_labels = jax.device_put(tuple(test_split), program.setup.placement.replicated)
+    test_images, test_labels = evaluation.place(test_split, program.setup.placement.replicated)
     eval_s, _ = median_time(lambda: evaluation.evaluate_models(state[0], test_images, test_labels),
                             repeats)
     spec, models = program.setup.spec, config.num_models

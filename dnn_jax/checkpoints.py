@@ -3,7 +3,8 @@
 per-epoch times), so that a resumed run writes what an uninterrupted one would.
 
 Orbax writes each step to a temporary folder and renames it when complete, so an
-interrupted save never shows up as a checkpoint.
+interrupted save never shows up as a checkpoint. In a multi-process run every process
+writes and reads its own devices' shards, and process 0 alone changes the folder otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dnn_jax import report, training
+from dnn_jax import cluster, report, training
 
 
 SHA256 = 'sha256'  # the key of the arrays' checksum in a checkpoint's custom metadata
@@ -32,6 +33,10 @@ class CheckpointError(Exception):
 
 class NothingToEvaluate(CheckpointError):
   """Evaluation asked of a workdir that holds no run, or no checkpoint yet."""
+
+
+class OtherPlacement(CheckpointError):
+  """Intact checkpoints of the run, saved with the models padded to another device count."""
 
 
 class Checkpoints:
@@ -47,7 +52,7 @@ class Checkpoints:
                                            read_only=read_only, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_handlers=ocp.StandardCheckpointHandler())
-    if not read_only:
+    if not read_only and cluster.is_main():
       self._remove_unfinished()
 
   def steps(self) -> list[int]:
@@ -60,7 +65,10 @@ class Checkpoints:
       self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
                          custom_metadata={SHA256: digest(item)})
     except Exception as e:  # orbax/tensorstore raise many types for a failed write
-      self._remove_unfinished()
+      if cluster.lost_process(e):
+        raise
+      if cluster.is_main():
+        self._remove_unfinished()
       raise report.WriteError(f'cannot save the checkpoint at step {step} in {self.directory} '
                               f'({_os_error(e) or _first_line(e)})') from None
 
@@ -80,7 +88,11 @@ class Checkpoints:
     for candidate in candidates:
       try:
         return self._restore_verified(candidate, abstract_item)
+      except OtherPlacement:
+        raise
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
+        if cluster.lost_process(e):
+          raise
         log(f'WARNING: the checkpoint at step {candidate} in {self.directory} is unreadable '
             f'({_first_line(e)}); ' + ('moving it aside and trying the previous one'
                                        if set_aside else 'trying the previous one'))
@@ -94,18 +106,35 @@ class Checkpoints:
   def _restore_verified(self, step: int, abstract_item: dict[str, Any]) -> dict[str, Any]:
     """The entries of `abstract_item` that the checkpoint holds (an older version's holds
     fewer), restored and checked against their sha256."""
-    saved_keys = self._manager.item_metadata(step).keys()
-    abstract_item = {k: v for k, v in abstract_item.items() if k in saved_keys}
-    item = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_item))
-    saved = (self._manager.metadata(step).custom_metadata or {}).get(SHA256)
-    if saved is not None and saved != digest(item):
+    saved = self._manager.item_metadata(step)
+    abstract_item = {k: v for k, v in abstract_item.items() if k in saved.keys()}
+    saved_models, models = saved['data_keys'].shape[0], abstract_item['data_keys'].shape[0]
+    if saved_models != models:
+      raise OtherPlacement(
+          f'the checkpoints in {self.directory} hold {saved_models} models (the run\'s models '
+          f'padded to a multiple of the device count then), where {jax.device_count()} devices '
+          f'pad them to {models}: resume on a number of devices that pads them to '
+          f'{saved_models}, or pass --overwrite to start afresh')
+    try:
+      item, error = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_item)), None
+    except Exception as e:  # pylint: disable=broad-except
+      if cluster.lost_process(e):
+        raise
+      item, error = None, e
+    failed = np.flatnonzero(cluster.every_process(int(error is not None)))  # every process decides
+    if failed.size:
+      raise error or CheckpointError(f'process {failed[0]} cannot read its part')
+    sha256 = (self._manager.metadata(step).custom_metadata or {}).get(SHA256)
+    if sha256 is not None and sha256 != digest(item):
       raise CheckpointError('its arrays do not match the sha256 saved with them')
     return item
 
   def _set_aside(self, step: int) -> None:
-    aside = self.directory.with_name(self.directory.name + '-unreadable')
-    aside.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(self.directory / str(step)), str(aside / str(step)))
+    if cluster.is_main():
+      aside = self.directory.with_name(self.directory.name + '-unreadable')
+      aside.mkdir(parents=True, exist_ok=True)
+      shutil.move(str(self.directory / str(step)), str(aside / str(step)))
+    cluster.sync(f'set aside {self.directory} {step}')
     self._manager.reload()  # forget the step that was moved away
 
   def _remove_unfinished(self) -> None:
@@ -117,10 +146,11 @@ class Checkpoints:
 
 
 def digest(item: Any) -> str:
-  """sha256 of every array of `item` (with its dtype and shape), in tree order."""
+  """sha256 of every array of `item` (with its dtype and shape), in tree order; the same
+  whatever the number of processes (a collective where the arrays span processes)."""
   h = hashlib.sha256()
   for leaf in jax.tree.leaves(item):
-    array = np.ascontiguousarray(jax.device_get(leaf))
+    array = np.ascontiguousarray(cluster.host(leaf))
     h.update(f'{array.dtype}{array.shape}'.encode())
     h.update(array.tobytes())
   return h.hexdigest()

@@ -3,14 +3,15 @@ variant of the config in turn, over the modules that each do one part."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from dnn_jax import checkpoints, evaluation, interrupts, loop, metrics, outputs
+from dnn_jax import checkpoints, cluster, evaluation, interrupts, loop, metrics, outputs
 from dnn_jax import programs, report
 from dnn_jax import workdir as workdirs
-from dnn_jax.config import Config
+from dnn_jax.config import Config, ConfigError
 from dnn_jax.experiments import EXPERIMENTS
 
 
@@ -53,32 +54,38 @@ def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str],
   Everything is checked (settings, data, the workdir and its free space) before anything is
   written; the workdir is locked for the run, and then `resume_command` printed. A first
   Ctrl-C or SIGTERM stops at the next safe point with `interrupts.Interrupted`, a second one
-  at once.
+  at once. In a multi-process run every process loads the data and trains its share of the
+  models; process 0 alone checks, locks and writes the workdir (but for the checkpoints).
   """
   workdir = Path(workdir)
-  with interrupts.stop_requests(log) as stops:
+  with interrupts.stop_requests(log) as stops, contextlib.ExitStack() as claimed:
     experiment, train_split, test_split = _start(config, 'train', log)
     num_train = len(train_split.labels)
-    workdirs.prepare(workdir, config.variants, _checkpoint_bytes(config, experiment, num_train),
-                     config.keep_checkpoints)
-    with workdirs.lock(workdir):
+    sizes = _checkpoint_bytes(config, experiment, num_train)
+
+    def claim():
+      workdirs.prepare(workdir, config.variants, sizes, config.keep_checkpoints)
+      claimed.enter_context(workdirs.lock(workdir))
       workdirs.check_config(workdir, config, overwrite)
-      log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'
-                                   if resume_command else ''))
-      trained = {}
-      metrics_log = metrics.MetricsLog(workdir, config)
-      try:
-        for variant in config.variants:
-          ckpts = _checkpoints(workdir, config, variant)
-          try:
-            trained[variant] = loop.train_variant(config, experiment, variant, train_split,
-                                                  test_split, log, ckpts, stops, metrics_log)
-          finally:
-            ckpts.close()
-      finally:
+
+    cluster.on_main(claim, (ConfigError, report.WriteError))
+    log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'
+                                 if resume_command else ''))
+    trained = {}
+    metrics_log = metrics.MetricsLog(workdir, config) if cluster.is_main() else None
+    try:
+      for variant in config.variants:
+        ckpts = _checkpoints(workdir, config, variant)
+        try:
+          trained[variant] = loop.train_variant(config, experiment, variant, train_split,
+                                                test_split, log, ckpts, stops, metrics_log)
+        finally:
+          ckpts.close()
+    finally:
+      if metrics_log:
         metrics_log.close()
-      return outputs.write(config, experiment, trained, train_split, test_split, workdir, log,
-                           command)
+    return outputs.write(config, experiment, trained, train_split, test_split, workdir, log,
+                         command, files=cluster.is_main())
 
 
 def evaluate(config: Config, workdir: str | Path, step: int | None = None,

@@ -4,6 +4,7 @@ a saved checkpoint."""
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import Any, Callable, NamedTuple
 
@@ -11,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding
+from jax.sharding import Mesh, NamedSharding
 
-from dnn_jax import checkpoints, data, losses, programs, report, training
+from dnn_jax import checkpoints, cluster, data, losses, placement, programs, report, training
 from dnn_jax.config import Config
 
 
@@ -52,18 +53,28 @@ def evaluate(state: training.TrainState, images: jax.Array, labels: jax.Array) -
   return Tested(*totals, predicted.reshape(-1)[:n])
 
 
-evaluate_models = jax.jit(training.over_models(evaluate, (0, None, None)))
+_evaluate_over_models = training.over_models(evaluate, (0, None, None))
+evaluate_models = jax.jit(_evaluate_over_models)
+
+
+@functools.cache
+def _evaluate_models_on(mesh: Mesh):
+  """`evaluate_models` for the models sharded over `mesh`: each device tests its own."""
+  if mesh.size == 1:
+    return evaluate_models
+  return jax.jit(placement.per_device(_evaluate_over_models, mesh))
 
 
 def place(split: data.Split, replicated: NamedSharding) -> tuple[jax.Array, jax.Array]:
   """A split's (images, labels) on the devices, one copy each, to test on again and again."""
-  return jax.device_put(tuple(split), replicated)
+  return placement.put(tuple(split), replicated)
 
 
 def test_models(state: training.TrainState, placed: tuple[jax.Array, jax.Array],
                 num_models: int) -> Tested:
   """`evaluate` of every model on a `place`d split: numpy, padding models dropped."""
-  return Tested(*(x[:num_models] for x in jax.device_get(evaluate_models(state, *placed))))
+  evaluate_on = _evaluate_models_on(placed[0].sharding.mesh)
+  return Tested(*(x[:num_models] for x in cluster.host(evaluate_on(state, *placed))))
 
 
 def results(config: Config, variant: str, tested: Tested,

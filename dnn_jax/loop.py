@@ -12,8 +12,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from dnn_jax import checkpoints, data, evaluation, interrupts, losses, metrics, models, programs
-from dnn_jax import progress, training
+from dnn_jax import checkpoints, cluster, data, evaluation, interrupts, losses, metrics, models
+from dnn_jax import programs, progress, training
 from dnn_jax.config import Config
 
 # A model whose mean training loss over an epoch is this many times its initial model's test
@@ -50,7 +50,7 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
 
   With `ckpts`, resumes from the newest intact checkpoint and saves one after every call
   of the epoch function; with `metrics_log`, writes a line after every call. A signal number
-  in `stops` (`interrupts.stop_requests`) stops it with `interrupts.Interrupted` before
+  in `stops` (`interrupts.stop_requests`) of any process stops it with `interrupts.Interrupted` before
   training or after the call in progress. A diverging model stops a single-value run
   (`TrainingDiverged`); in a sweep it is marked and the others go on.
   """
@@ -68,32 +68,33 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   if ckpts:
     start_from = checkpoints.restore_training(ckpts, start_from, None, log) or start_from
   state, data_keys, history = start_from
-  step = int(state.step[0])
+  step = int(cluster.host(state.step)[0])
   if step:  # checkpoints are written after a chunk, so only a restored state is past 0
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
   if metrics_log:
     metrics_log.start(variant, spec, history, step, num_models)
 
-  if stops and step < spec.total_steps:
+  signum = _stop_signal(stops) if step < spec.total_steps else 0
+  if signum:
     raise interrupts.Interrupted(
-        f'[{variant}] interrupted by signal {stops[0]} before training on from step {step}: '
+        f'[{variant}] interrupted by signal {signum} before training on from step {step}: '
         + (f'its checkpoints are in {ckpts.directory}' if step else 'no checkpoint of it yet'),
-        stops[0])
+        signum)
   diverged = _diverged(history, initial_loss, spec, step, num_models)
   tested, test_every = None, config.test_every_epochs or None  # None: decided by the 1st test
   while step < spec.total_steps:
     epoch = step // spec.steps_per_epoch
     start = time.perf_counter()
     with progress.watching(progress.Progress(
-        f'[{variant}] epoch {epoch + 1}', program.setup.placement.padded_models,
+        f'[{variant}] epoch {epoch + 1}', program.setup.placement.here,
         spec.steps_per_call * config.batch_size, log)):
       state, chunk_losses = program.epoch_fn(state, training.epoch_keys(data_keys, epoch),
                                              program.images, program.labels)
       interrupts.wait_until_ready(chunk_losses)
-    new_step = int(state.step[0])
+    new_step = int(cluster.host(state.step)[0])
     history.epoch_times[epoch] += time.perf_counter() - start
-    history.step_losses[:, step:new_step] = np.asarray(chunk_losses)[:, :new_step - step]
+    history.step_losses[:, step:new_step] = cluster.host(chunk_losses)[:, :new_step - step]
     step = new_step
     now_diverged = _diverged(history, initial_loss, spec, step, num_models)
     for model in np.flatnonzero(now_diverged & ~diverged):
@@ -113,11 +114,12 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
       checkpoints.save_training(ckpts, step, checkpoints.Training(state, data_keys, history))
     if metrics_log:
       metrics_log.append(metrics.record(variant, spec, history, step, num_models))
-    if stops:
+    signum = _stop_signal(stops)
+    if signum:
       raise interrupts.Interrupted(
-          f'[{variant}] interrupted by signal {stops[0]} at epoch {epoch + 1}, step {step}: '
+          f'[{variant}] interrupted by signal {signum} at epoch {epoch + 1}, step {step}: '
           + (f'checkpoint saved in {ckpts.directory}' if ckpts else 'no checkpoint (no workdir)'),
-          stops[0])
+          signum)
   train_time, test_time = float(history.epoch_times.sum()), float(history.test_times.sum())
   log(f'[{variant}] trained in {train_time:.2f}s steady-state (+{program.compile_time_s:.2f}s '
       f'compile, +{test_time:.2f}s testing during training)')
@@ -132,11 +134,18 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
       compile_time_s=program.compile_time_s, train_time_s=train_time, test_time_s=test_time,
       epoch_time_s=history.epoch_times.tolist(), test_time_per_epoch_s=history.test_times.tolist(),
       models_per_chunk=spec.models_per_chunk,
-      peak_device_memory_bytes=(jax.devices()[0].memory_stats() or {}).get('peak_bytes_in_use'),
+      peak_device_memory_bytes=(jax.local_devices()[0].memory_stats() or {}).get(
+          'peak_bytes_in_use'),
       xla_memory_estimate_bytes=program.memory_estimate_bytes)
-  params = jax.tree.map(lambda p: np.asarray(p)[:num_models], jax.device_get(state.params))
+  params = jax.tree.map(lambda p: p[:num_models], cluster.host(state.params))
   return Trained(results, history.step_losses[:num_models], history.test_accuracy[:num_models],
                  params, tested.predictions)
+
+
+def _stop_signal(stops: Sequence[int]) -> int:
+  """The signal that asked to stop, in this process or any other (so that all stop at the
+  same point); 0 if none did."""
+  return int(cluster.every_process(stops[0] if stops else 0).max())
 
 
 def _test_after(epoch: int, state: training.TrainState, test_data: tuple[jax.Array, jax.Array],

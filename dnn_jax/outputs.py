@@ -21,9 +21,10 @@ MISCLASSIFIED_SHOWN = 64
 
 def write(config: Config, experiment: ModuleType, trained: Mapping[str, Any],
           train_split: data.Split, test_split: data.Split, workdir: Path,
-          log: Callable[[str], None], command: str = '') -> dict[str, Any]:
+          log: Callable[[str], None], command: str = '', files: bool = True) -> dict[str, Any]:
   """Print the table; write results.json, the table, the figures and report.md, from each
-  variant's `loop.Trained`."""
+  variant's `loop.Trained`; returns what results.json holds. With `files` False (a process of a
+  multi-process run other than the first), only returns it."""
   num_train = len(train_split.labels)
   title = (f'{config.experiment} ({config.protocol}), {config.num_seeds} seed(s), batch '
            f'{config.batch_size}, lr {_values(config.learning_rate)}, {config.sampling}, '
@@ -67,6 +68,8 @@ def write(config: Config, experiment: ModuleType, trained: Mapping[str, Any],
                                  shown_title))
   figures.update(experiment.figures(shown, train_split, shown_title))
   log(table)
+  if not files:
+    return results
   report.write_json(workdir / 'results.json', results)
   report.write_text(workdir / table_file, table + '\n')
   for name, draw in figures.items():

@@ -47,8 +47,8 @@ def setup(config: Config, experiment: ModuleType, variant: str, num_train: int) 
                           for keys in training.seed_keys(config.seed, config.num_seeds))
   hyper = config.hyper(index)
   spec = dataclasses.replace(spec, models_per_chunk=placement.chunk_width(
-      config.models_per_chunk, where.padded_models, lambda: _step_flops(spec, hyper)))
-  init_keys, data_keys, hyper = jax.device_put((init_keys, data_keys, hyper), where.models)
+      config.models_per_chunk, where.per_device, lambda: _step_flops(spec, hyper)))
+  init_keys, data_keys, hyper = placement.put((init_keys, data_keys, hyper), where.models)
   abstract_state = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where.models),
       jax.eval_shape(training.init_models, init_keys, spec, hyper))
@@ -83,13 +83,14 @@ def compile_program(config: Config, experiment: ModuleType, variant: str,
                     train_split: data.Split) -> Program:
   """Place the data, compile the models' epoch (checking it fits) and initialise the state."""
   ready = setup(config, experiment, variant, len(train_split.labels))
-  images, labels = jax.device_put(tuple(train_split), ready.placement.replicated)
+  images, labels = placement.put(tuple(train_split), ready.placement.replicated)
   keys = training.epoch_keys(ready.data_keys, 0)  # its own small compile is not the epoch's
   start = time.perf_counter()
   # The state comes out placed as it went in (else XLA may replicate what passes through, and
   # every later function of the state would compile again for the new placement).
   state_placement = jax.tree.map(lambda x: x.sharding, ready.abstract_state)
-  epoch_fn = jax.jit(training.train_epoch_over_models, donate_argnums=0,
+  epoch = placement.per_device(training.train_epoch_over_models, ready.placement.models.mesh)
+  epoch_fn = jax.jit(epoch, donate_argnums=0,
                      out_shardings=(state_placement, ready.placement.models)).lower(
                          ready.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start

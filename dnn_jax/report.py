@@ -25,7 +25,8 @@ def test_line(loss: float, correct: int, total: int) -> str:
 
 def device_description() -> str:
   devices = jax.devices()
-  return f'{len(devices)} x {devices[0].platform}:{devices[0].device_kind}'
+  processes = f' in {jax.process_count()} processes' if jax.process_count() > 1 else ''
+  return f'{len(devices)} x {devices[0].platform}:{devices[0].device_kind}{processes}'
 
 
 def versions() -> dict[str, str]:

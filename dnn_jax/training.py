@@ -190,6 +190,7 @@ def over_models(fn, in_axes: tuple[int | None, ...], report_progress: bool = Fal
     if width >= num_models:
       return jax.vmap(fn, in_axes=in_axes)(*args)
     return lax.map(one, mapped_args, batch_size=width if width > 1 else None)
+  mapped.in_axes = in_axes
   return mapped
 
 
