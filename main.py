@@ -236,9 +236,8 @@ def main(argv: list[str]) -> int:
   if distributed is None:
     return run('')
   if not supervisor.is_worker():  # this process watches the one that runs
-    index, count = distributed['process_id'], distributed['num_processes']
     return supervisor.run([sys.executable, *sys.argv],
-                          f'[process {index}/{count}] ' if index is not None else '',
+                          supervisor.label(distributed['process_id'], distributed['num_processes']),
                           distributed['coordinator_address'], FLAGS.initialization_timeout)
   cluster.initialize(**distributed)
   print(cluster.joined())

@@ -23,7 +23,9 @@ import orbax.checkpoint as ocp
 from dnn_jax import cluster, report, training
 
 
-SHA256 = 'sha256'  # the key of the arrays' checksum in a checkpoint's custom metadata
+# The keys of the arrays' checksum in a checkpoint's custom metadata: of each array's rows
+# (`digest`), and, in checkpoints of earlier versions, of the whole arrays (`whole_digest`).
+SHA256_ROWS, SHA256 = 'sha256_rows', 'sha256'
 UNFINISHED = '.orbax-checkpoint-tmp'  # in the name of a save that did not complete
 
 
@@ -63,7 +65,7 @@ class Checkpoints:
     `report.WriteError`: the previous checkpoints stay as they were."""
     try:
       self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
-                         custom_metadata={SHA256: digest(item)})
+                         custom_metadata={SHA256_ROWS: digest(item)})
     except Exception as e:  # orbax/tensorstore raise many types for a failed write
       if cluster.lost_process(e):
         raise
@@ -108,7 +110,8 @@ class Checkpoints:
     fewer), restored and checked against their sha256."""
     saved = self._manager.item_metadata(step)
     abstract_item = {k: v for k, v in abstract_item.items() if k in saved.keys()}
-    saved_models, models = saved['data_keys'].shape[0], abstract_item['data_keys'].shape[0]
+    saved_models, models = (item['data_keys'].shape[0] if 'data_keys' in item.keys() else None
+                            for item in (saved, abstract_item))
     if saved_models != models:
       raise OtherPlacement(
           f'the checkpoints in {self.directory} hold {saved_models} models (the run\'s models '
@@ -124,9 +127,10 @@ class Checkpoints:
     failed = np.flatnonzero(cluster.every_process(int(error is not None)))  # every process decides
     if failed.size:
       raise error or CheckpointError(f'process {failed[0]} cannot read its part')
-    sha256 = (self._manager.metadata(step).custom_metadata or {}).get(SHA256)
-    if sha256 is not None and sha256 != digest(item):
-      raise CheckpointError('its arrays do not match the sha256 saved with them')
+    saved_sums = self._manager.metadata(step).custom_metadata or {}
+    for key, compute in ((SHA256_ROWS, digest), (SHA256, whole_digest)):
+      if key in saved_sums and saved_sums[key] != compute(item):
+        raise CheckpointError('its arrays do not match the sha256 saved with them')
     return item
 
   def _set_aside(self, step: int) -> None:
@@ -146,8 +150,37 @@ class Checkpoints:
 
 
 def digest(item: Any) -> str:
-  """sha256 of every array of `item` (with its dtype and shape), in tree order; the same
-  whatever the number of processes (a collective where the arrays span processes)."""
+  """sha256 of every array of `item`, in tree order: of its dtype, shape, and the sha256 of
+  each row along its first axis (each model's). Each process hashes the rows on its own
+  devices and the processes exchange only those 32 bytes per row (a collective), so the
+  digest is the same on any number of processes, and no state crosses the network."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(item):
+    h.update(f'{np.dtype(leaf.dtype)}{tuple(leaf.shape)}'.encode())
+    h.update(_row_digests(leaf).tobytes())
+  return h.hexdigest()
+
+
+def _row_digests(leaf: Any) -> np.ndarray:
+  """(rows, 32) uint8: the sha256 of each row of `leaf` (a scalar is one row)."""
+  if not (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
+    return _hash_rows(np.asarray(jax.device_get(leaf)))
+  rows = np.zeros((leaf.shape[0], 32), np.uint8)  # zero where another process holds the row
+  for shard in leaf.addressable_shards:
+    if shard.replica_id == 0:
+      rows[shard.index[0]] = _hash_rows(np.asarray(shard.data))
+  return cluster.gather(rows).max(axis=0)  # each row's one owner's
+
+
+def _hash_rows(array: np.ndarray) -> np.ndarray:
+  rows = np.ascontiguousarray(array).reshape(max(array.shape[:1], default=1), -1)
+  return np.array([np.frombuffer(hashlib.sha256(row.tobytes()).digest(), np.uint8)
+                   for row in rows], np.uint8).reshape(len(rows), 32)
+
+
+def whole_digest(item: Any) -> str:
+  """The sha256 that checkpoints of earlier versions carry: of every whole array of `item`
+  (with its dtype and shape), in tree order."""
   h = hashlib.sha256()
   for leaf in jax.tree.leaves(item):
     array = np.ascontiguousarray(cluster.host(leaf))

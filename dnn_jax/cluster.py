@@ -61,14 +61,18 @@ def host(tree: T) -> T:
   return jax.tree.map(one, tree)
 
 
+def gather(array: np.ndarray) -> np.ndarray:
+  """Each process's `array` (32 bits or less), stacked by process index (a collective)."""
+  if count() == 1:
+    return array[None]
+  return np.asarray(multihost_utils.process_allgather(array))
+
+
 def every_process(value: int) -> np.ndarray:
   """Each process's `value` (0 to 2**64 - 1), by process index (a collective; in one
   process, `[value]`). Sent as two 32-bit halves: JAX computes in 32 bits by default."""
-  if count() == 1:
-    return np.array([value], np.uint64)
-  halves = np.array([value >> 32, value & 0xFFFFFFFF], np.uint32)
-  gathered = np.asarray(multihost_utils.process_allgather(halves)).astype(np.uint64)
-  return (gathered[:, 0] << np.uint64(32)) | gathered[:, 1]
+  halves = gather(np.array([value >> 32, value & 0xFFFFFFFF], np.uint32)).astype(np.uint64)
+  return (halves[:, 0] << np.uint64(32)) | halves[:, 1]
 
 
 def on_main(fn: Callable[[], T], errors: Sequence[type[Exception]]) -> T | None:

@@ -27,6 +27,18 @@ def is_worker() -> bool:
   return os.environ.get(WORKER) == '1'
 
 
+# Where a cluster's launcher says which process this is (what jax.distributed reads too).
+_ENVIRONMENTS = (('SLURM_PROCID', 'SLURM_NTASKS'), ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE'))
+
+
+def label(process_id: int | None, num_processes: int | None) -> str:
+  """'[process 1/4] ', from the flags or else the launcher's environment ('' if neither says)."""
+  for index, count in _ENVIRONMENTS:
+    if process_id is None and index in os.environ and count in os.environ:
+      process_id, num_processes = os.environ[index], os.environ[count]
+  return f'[process {process_id}/{num_processes}] ' if process_id is not None else ''
+
+
 def _die_with_parent() -> None:
   """In the child: SIGKILL when the parent dies (Linux), so no process outlives its run."""
   try:
@@ -42,8 +54,8 @@ def run(command: Sequence[str], label: str, coordinator: str, init_timeout: int)
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            errors='replace', start_new_session=True,
                            preexec_fn=_die_with_parent)
-  for signum in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(signum, lambda s, _: child.send_signal(s))
+  previous = {signum: signal.signal(signum, lambda s, _: child.send_signal(s))
+              for signum in (signal.SIGINT, signal.SIGTERM)}
 
   def pass_output():  # all but the runtime's own lines (Gloo's "Rank 0 is connected...")
     for line in child.stdout:
@@ -67,6 +79,8 @@ def run(command: Sequence[str], label: str, coordinator: str, init_timeout: int)
       sys.stderr.flush()
   code = child.wait()
   output.join()
+  for signum, handler in previous.items():
+    signal.signal(signum, handler)
   if code >= 0:
     return code
   print(f'{label}error: {diagnose("".join(runtime), -code, coordinator, init_timeout)}',

@@ -255,3 +255,28 @@ def test_a_checkpoint_of_an_older_version_restores_with_an_empty_test_history(tm
   restored = checkpoints.restore_training(ckpts, like, None, print)
   assert np.isnan(restored.history.test_accuracy).all()
   np.testing.assert_array_equal(restored.history.step_losses, like.history.step_losses)
+
+
+def test_a_checkpoint_with_an_earlier_version_s_sha256_is_still_checked(tmp_path, monkeypatch):
+  state, _ = seeds_state(2)
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=2)
+  with monkeypatch.context() as earlier:  # saved as the previous version did
+    earlier.setattr(checkpoints, 'SHA256_ROWS', checkpoints.SHA256)
+    earlier.setattr(checkpoints, 'digest', checkpoints.whole_digest)
+    ckpts.save(1, dict(state=state))
+  like = dict(state=checkpoints.abstract(state))
+  restored = ckpts.restore(like, None, print)
+  np.testing.assert_array_equal(restored['state'].step, state.step)
+  monkeypatch.setattr(checkpoints, 'whole_digest', lambda item: 'another')
+  with pytest.raises(checkpoints.CheckpointError, match='no intact checkpoint'):
+    ckpts.restore(like, None, print, set_aside=False)
+
+
+def test_the_digest_is_of_each_model_s_rows():
+  item = dict(a=np.arange(12, dtype=np.float32).reshape(3, 4), b=np.float32(2))
+  changed = dict(a=item['a'].copy(), b=item['b'])
+  changed['a'][2, 3] += 1
+  assert checkpoints.digest(item) == checkpoints.digest(jax.tree.map(jax.numpy.asarray, item))
+  assert checkpoints.digest(item) != checkpoints.digest(changed)
+  assert checkpoints.digest(item) != checkpoints.digest(dict(a=item['a'].reshape(4, 3),
+                                                             b=item['b']))

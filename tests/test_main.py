@@ -59,6 +59,20 @@ BAD_INPUTS = [
     (['--models_per_chunk=-1'], '--models_per_chunk=-1', 'must be >= 0'),
     (['--experiment=linear', '--protocol=course'], '--protocol=course',
      'accepted for --experiment=linear: epochs, with_replacement'),
+    (['--coordinator_address=10.0.0.1:1234'], '--coordinator_address without --num_processes, '
+     '--process_id', "give all three, or --distributed to take them from the cluster's"),
+    (['--coordinator_address=10.0.0.1', '--num_processes=2', '--process_id=0'],
+     '--coordinator_address=10.0.0.1 is not HOST:PORT', 'a port from 1 to 65535'),
+    (['--coordinator_address=h:70000', '--num_processes=2', '--process_id=0'],
+     '--coordinator_address=h:70000', 'a port from 1 to 65535'),
+    (['--coordinator_address=h:1234', '--num_processes=0', '--process_id=0'],
+     '--num_processes=0', 'accepted: 1 or more'),
+    (['--coordinator_address=h:1234', '--num_processes=2', '--process_id=2'],
+     '--process_id=2 is out of range', 'accepted: 0 to 1 (--num_processes - 1)'),
+    (['--distributed', '--initialization_timeout=0'], '--initialization_timeout=0',
+     'accepted: 1 second or more'),
+    (['--distributed', '--experiment=theory'], '--experiment=theory runs in one process',
+     'accepted with a multi-process run: lenet, linear'),
 ]
 
 
@@ -117,3 +131,10 @@ def test_ci_runs_exactly_the_readme_test_command():
   assert commands[0].endswith('main.py --experiment=lenet --c3=sparse')
   assert commands[1].endswith('-m pytest -q')
   assert commands[1] in (ROOT / '.ci' / 'run').read_text().splitlines()
+
+
+def test_a_multi_process_run_needs_one_workdir_for_all():
+  result = run_main('--distributed', '--experiment=linear')
+  assert result.returncode == 2 and result.stderr == (
+      'error: a multi-process run needs --workdir: the same folder for every process, on a '
+      'filesystem they share\n')
