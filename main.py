@@ -239,7 +239,13 @@ def main(argv: list[str]) -> int:
     return supervisor.run([sys.executable, *sys.argv],
                           supervisor.label(distributed['process_id'], distributed['num_processes']),
                           distributed['coordinator_address'], FLAGS.initialization_timeout)
-  cluster.initialize(**distributed)
+  try:
+    cluster.initialize(**distributed)
+  except (ValueError, TypeError, RuntimeError) as e:  # what jax.distributed raises for settings
+    print(f'error: cannot join a multi-process run ({e}): run under Slurm, Open MPI or on a TPU '
+          'pod, or give --coordinator_address, --num_processes and --process_id',
+          file=sys.stderr)
+    return 2
   print(cluster.joined())
   code = run(cluster.prefix())
   if code:  # at once, not through the runtime's shutdown, which would wait for the others

@@ -75,15 +75,16 @@ def every_process(value: int) -> np.ndarray:
   return (halves[:, 0] << np.uint64(32)) | halves[:, 1]
 
 
-def on_main(fn: Callable[[], T], errors: Sequence[type[Exception]]) -> T | None:
+def on_main(fn: Callable[[], None], errors: Sequence[type[Exception]]) -> None:
   """Run `fn` on process 0 only (the workdir's checks and writes); if it raises one of
-  `errors`, every process raises it, with process 0's message. Others return None."""
+  `errors`, every process raises it, with process 0's message."""
   if count() == 1:
-    return fn()
-  failure, result = None, None
+    fn()
+    return
+  failure = None
   if is_main():
     try:
-      result = fn()
+      fn()
     except tuple(errors) as e:
       failure = e
   text = np.zeros(_MESSAGE_BYTES + 1, np.uint8)
@@ -96,7 +97,6 @@ def on_main(fn: Callable[[], T], errors: Sequence[type[Exception]]) -> T | None:
     raise failure
   if text[0]:
     raise errors[text[0] - 1](bytes(text[1:]).rstrip(b'\0').decode(errors='replace'))
-  return result
 
 
 def sync(name: str) -> None:

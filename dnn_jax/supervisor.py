@@ -3,8 +3,8 @@ whose peer or coordinator is gone with an abort and a C++ stack trace (and so it
 the coordinator cannot be reached); the parent turns that into one line naming the cause.
 
 The parent runs the same command as a child, passes its output through (keeping the
-runtime's own log lines apart, for the diagnosis), forwards Ctrl-C and SIGTERM to it, and takes it
-down with it if the parent is killed."""
+runtime's own log lines apart, for the diagnosis), forwards Ctrl-C and SIGTERM to it, and
+takes it down with it if the parent is killed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The command line: results.json of a small run, and every bad input as one line + exit 2."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -138,3 +139,12 @@ def test_a_multi_process_run_needs_one_workdir_for_all():
   assert result.returncode == 2 and result.stderr == (
       'error: a multi-process run needs --workdir: the same folder for every process, on a '
       'filesystem they share\n')
+
+
+@pytest.mark.skipif(any(v in os.environ for v in ('SLURM_JOB_ID', 'OMPI_COMM_WORLD_SIZE')),
+                    reason='inside a cluster job, --distributed finds the cluster')
+def test_distributed_outside_a_cluster_is_one_line(tmp_path):
+  result = run_main('--distributed', '--experiment=linear', f'--workdir={tmp_path}')
+  assert result.returncode == 2 and result.stderr.startswith(
+      'error: cannot join a multi-process run (coordinator_address should be defined.)')
+  assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())
