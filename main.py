@@ -28,6 +28,7 @@ import dataclasses
 import re
 import shlex
 import shutil
+import traceback
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -247,7 +248,11 @@ def main(argv: list[str]) -> int:
           file=sys.stderr)
     return 2
   print(cluster.joined())
-  code = run(cluster.prefix())
+  try:
+    code = run(cluster.prefix())
+  except Exception:  # pylint: disable=broad-except
+    traceback.print_exc()  # a bug: its traceback, and then the same quick exit
+    code = 1
   if code:  # at once, not through the runtime's shutdown, which would wait for the others
     sys.stdout.flush()
     sys.stderr.flush()
