@@ -163,7 +163,7 @@ def digest(item: Any) -> str:
 
 def _row_digests(leaf: Any) -> np.ndarray:
   """(rows, 32) uint8: the sha256 of each row of `leaf` (a scalar is one row)."""
-  if not (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
+  if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
     return _hash_rows(np.asarray(jax.device_get(leaf)))
   rows = np.zeros((leaf.shape[0], 32), np.uint8)  # zero where another process holds the row
   for shard in leaf.addressable_shards:

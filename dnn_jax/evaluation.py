@@ -33,7 +33,8 @@ def evaluate(state: training.TrainState, images: jax.Array, labels: jax.Array) -
   num_batches = -(-n // batch)
   pad = num_batches * batch - n
   weights = (jnp.arange(n + pad) < n).reshape(num_batches, batch)
-  images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(num_batches, batch, 28, 28, 1)
+  images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(
+      num_batches, batch, 28, 28, 1)
   labels = jnp.pad(labels, (0, pad)).reshape(num_batches, batch)
   objective = losses.OBJECTIVES[spec.objective]
 
@@ -102,7 +103,7 @@ def evaluate_checkpoint(config: Config, experiment: ModuleType, variant: str, nu
                                           set_aside=False)
   if restored is None:
     raise checkpoints.NothingToEvaluate(f'no checkpoint in {ckpts.directory}')
-  restored_step, final = int(restored.state.step[0]), ready.spec.total_steps
+  restored_step, final = int(cluster.host(restored.state.step)[0]), ready.spec.total_steps
   log(f'[{variant}] restored checkpoint at step {restored_step} from {ckpts.directory}')
   if restored_step != final:
     log(f'WARNING: [{variant}] step {restored_step} is not the run\'s final step ({final}): the '

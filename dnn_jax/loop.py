@@ -51,8 +51,8 @@ def train_variant(config: Config, experiment: ModuleType, variant: str, train_sp
   With `ckpts`, resumes from the newest intact checkpoint and saves one after every call
   of the epoch function; with `metrics_log`, writes a line after every call. A signal number
   in `stops` (`interrupts.stop_requests`), of any process, stops it with
-  `interrupts.Interrupted` before training or after the call in progress. A diverging model stops a single-value run
-  (`TrainingDiverged`); in a sweep it is marked and the others go on.
+  `interrupts.Interrupted` before training or after the call in progress. A diverging model
+  stops a single-value run (`TrainingDiverged`); in a sweep it is marked and the others go on.
   """
   program = programs.compile_program(config, experiment, variant, train_split)
   spec, num_models = program.setup.spec, config.num_models

@@ -86,18 +86,18 @@ def available_memory_bytes() -> int:
   return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 
-def check_memory(compiled: jax.stages.Compiled, config: Config, padded_models: int) -> int:
+def check_memory(compiled: jax.stages.Compiled, config: Config, where: Placement) -> int:
   """Bytes one device needs for the compiled epoch (XLA's own analysis); fails early,
   naming the largest number of models that fits, when that is more than the device has."""
   analysis = compiled.memory_analysis()
   need = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
           - analysis.alias_size_in_bytes + analysis.temp_size_in_bytes)
-  models_per_device = padded_models // len(jax.devices())
+  models_per_device = where.per_device
   per_model = (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / models_per_device
   available = int(cluster.every_process(max(available_memory_bytes(), 0)).min())  # one verdict
   if need > available:
     largest = int((available - (need - per_model * models_per_device)) // per_model)
-    largest = max(largest * len(jax.devices()), 0)
+    largest = max(largest * where.models.mesh.size, 0)
     grid = len(config.grid)
     what = (f'--num_seeds={config.num_seeds}' if grid == 1 else
             f'a grid of {grid} values x {config.num_seeds} seeds ({config.num_models} models)')

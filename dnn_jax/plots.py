@@ -181,7 +181,8 @@ def mosaic(blocks: Mapping[str, tuple[np.ndarray, Sequence[str]]], path: str | P
 
 
 def matrices(named: Mapping[str, np.ndarray], path: str | Path, title: str, xlabel: str,
-             ylabel: str, xticks: Sequence[str], yticks: Sequence[str], fmt: str, log: bool = False):
+             ylabel: str, xticks: Sequence[str], yticks: Sequence[str], fmt: str,
+             log: bool = False):
   """One matrix per variant side by side, on one colour scale, each cell coloured (zero
   white) and labelled with its value (`fmt`; an exact zero as 0); `log`: colours on a log
   scale of 1 + value, for counts."""

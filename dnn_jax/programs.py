@@ -94,7 +94,7 @@ def compile_program(config: Config, experiment: ModuleType, variant: str,
                      out_shardings=(state_placement, ready.placement.models)).lower(
                          ready.abstract_state, keys, images, labels).compile()
   compile_time = time.perf_counter() - start
-  memory = placement.check_memory(epoch_fn, config, ready.placement.padded_models)
+  memory = placement.check_memory(epoch_fn, config, ready.placement)
   state = jax.device_put(training.init_models(ready.init_keys, ready.spec, ready.hyper),
                          ready.placement.models)
   return Program(ready, epoch_fn, state, images, labels, compile_time, memory)

@@ -20,7 +20,7 @@ from dnn_jax.config import Config, ConfigError, identity_fields
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'  # <workdir>/checkpoints/<variant>/<step>
 LOCK_FILE = '.lock'          # holds the process id of the training run that locks the workdir
-OUTPUTS_BYTES = 4 * 2**20    # results.json, tables, figures, metrics and report (~1 MiB), generously
+OUTPUTS_BYTES = 4 * 2**20    # results.json, tables, figures, metrics, report (~1 MiB), generously
 
 
 def default_path(experiment: str) -> str:

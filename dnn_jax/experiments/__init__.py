@@ -17,6 +17,7 @@ from dnn_jax import kernels, training
 from dnn_jax.config import AUTO, Config, ConfigError, sweep_fields
 from dnn_jax.experiments import lenet, linear
 
+
 class Shown(NamedTuple):
   """The models of a variant that its figures show: the seeds of one grid point."""
   params: Any                 # their parameters, numpy, with the models axis

@@ -67,4 +67,3 @@ def figures(shown: Mapping[str, Any], train_split: data.Split,
           norms, path, f'L2 norm of each C3 kernel slice: {title}', 'C3 map', 'S2 map',
           [str(o) for o in range(16)], [str(i) for i in range(6)], '.2f'),
   }
-
