@@ -1,11 +1,11 @@
-"""Benchmark suite: training and evaluation speed of every course protocol, for one model, many
-seeds, and a learning-rate grid x seeds, all on one models axis.
+"""Benchmark suite: training and evaluation speed of every course experiment, for one model,
+many seeds, and a learning-rate grid x seeds, all on one models axis.
 
   python -m benchmarks.speed                 # every case, full epochs (about 30 min on 2 CPU cores)
-  python -m benchmarks.speed --cases=lenet/course --seed_counts=1 --sweep_seeds=0 --repeats=5
+  python -m benchmarks.speed --cases=lenet --seed_counts=1 --sweep_seeds=0 --repeats=5
   python -m benchmarks.speed --quick         # a smoke run (CI): tiny slices, one repeat
 
-Per case (a protocol, both variants) and models axis: compile time; steady-state time per
+Per case (an experiment, both variants) and models axis: compile time; steady-state time per
 epoch (the median of --repeats epochs after a warm-up epoch, each ended by
 `block_until_ready`) and its ratio to one model's; the whole run (epochs x epoch time);
 images/s (all models); evaluation images/s on the test split; FLOP/s achieved, from XLA's own
@@ -25,16 +25,19 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
-from dnn_jax import data, evaluation, programs, report, training
-from dnn_jax.experiments import BOTH, EXPERIMENTS, make_config
+from dnn_jax import tasks
+from dnn_jax.catalog import make_config
+from dnn_jax.core import data, training
+from dnn_jax.results import environment, files
+from dnn_jax.run import program
 
 FLAGS = flags.FLAGS
-CASES = {  # experiment/protocol -> (default seed counts, learning rates of its sweep case)
-    'lenet/course': ((1, 8, 32), (0.02, 0.05, 0.1, 0.2, 0.5)),
-    'linear/epochs': ((1, 8), (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)),
-    'linear/with_replacement': ((1, 8), (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
+CASES = {  # experiment -> (default seed counts, learning rates of its sweep case)
+    'lenet': ((1, 8, 32), (0.02, 0.05, 0.1, 0.2, 0.5)),
+    'linear': ((1, 8), (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)),
+    'linear_with_replacement': ((1, 8), (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
 }
-flags.DEFINE_list('cases', list(CASES), 'Protocols to run, as experiment/protocol.')
+flags.DEFINE_list('cases', list(CASES), 'Experiments to run.')
 flags.DEFINE_list('seed_counts', [], 'Seed counts for every case; default: 1, 8, 32 for '
                   'LeNet and 1, 8 for linear. Ratios are against one model.')
 flags.DEFINE_integer('sweep_seeds', 8, "Seeds of each case's 5-value learning-rate sweep; 0: no "
@@ -65,43 +68,43 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
 
 def benchmark(case: str, num_seeds: int, learning_rates: tuple[float, ...] | None,
               peak: float) -> list[dict]:
-  experiment, protocol = case.split('/')
-  train_examples = 200 if FLAGS.quick else (FLAGS.lenet_examples if experiment == 'lenet' else 0)
-  config = make_config(experiment, protocol, num_seeds=num_seeds, train_examples=train_examples,
+  task = tasks.TRAINING[make_config(case).task]
+  train_examples = 200 if FLAGS.quick else (FLAGS.lenet_examples if task.NAME == 'lenet' else 0)
+  config = make_config(case, num_seeds=num_seeds, train_examples=train_examples,
                        steps=0 if FLAGS.quick else None, learning_rate=learning_rates,
-                       **{EXPERIMENTS[experiment].VARIANT_SETTING: BOTH})
-  module = EXPERIMENTS[experiment]
-  train_split, test_split = module.load_data(config)
+                       **{task.VARIANT_SETTING: tasks.BOTH})
+  train_split, test_split = task.load_data(config)
   if FLAGS.quick:
     test_split = data.first(test_split, 200)
   repeats = 1 if FLAGS.quick else FLAGS.repeats
   rows = []
   for variant in config.variants:
-    program = programs.compile_program(config, module, variant, train_split)
-    keys, state = training.epoch_keys(program.setup.data_keys, 0), [program.state]
+    ready = program.setup(config, task, variant, len(train_split.labels))
+    compiled = program.compile_epoch(config, ready, train_split)
+    keys, state = training.epoch_keys(ready.data_keys, 0), [compiled.state]
 
     def epoch():  # the epoch donates its input state: carry the output along
-      state[0], losses = program.epoch_fn(state[0], keys, program.images, program.labels)
+      state[0], losses = compiled.epoch_fn(state[0], keys, compiled.images, compiled.labels)
       return losses
 
     epoch_s, times = median_time(epoch, repeats)
-    test_images, test_labels = evaluation.place(test_split, program.setup.placement.replicated)
-    eval_s, _ = median_time(lambda: evaluation.evaluate_models(state[0], test_images, test_labels),
-                            repeats)
-    spec, models = program.setup.spec, config.num_models
-    step_flops = programs.step_flops(program.setup) * models
+    test_data = program.place(test_split, ready.placement.replicated)
+    evaluate = program.evaluate_models_on(ready.placement.models.mesh, config.eval_batch_size)
+    eval_s, _ = median_time(lambda: evaluate(state[0], *test_data), repeats)
+    spec, models = ready.spec, config.num_models
+    step_flops = program.step_flops(ready) * models
     flops_per_s = step_flops * spec.steps_per_epoch / epoch_s
     rows.append(dict(
         case=case, variant=variant, grid=len(config.grid), num_seeds=num_seeds,
         num_models=models, models_per_chunk=spec.models_per_chunk,
         steps_per_epoch=spec.steps_per_epoch, batch_size=config.batch_size,
-        epochs=spec.num_epochs, compile_s=program.compile_time_s,
+        epochs=spec.num_epochs, compile_s=compiled.compile_time_s,
         epoch_s=epoch_s, epoch_times_s=times, run_s=spec.num_epochs * epoch_s,
         us_per_step=1e6 * epoch_s / spec.steps_per_epoch,
         images_per_s=models * spec.steps_per_epoch * config.batch_size / epoch_s,
-        eval_images_per_s=models * len(test_labels) / eval_s,
+        eval_images_per_s=models * len(test_split.labels) / eval_s,
         step_flops=step_flops, flops_per_s=flops_per_s, share_of_matmul_peak=flops_per_s / peak,
-        memory_bytes=program.memory_estimate_bytes))
+        memory_bytes=compiled.memory_estimate_bytes))
   return rows
 
 
@@ -148,17 +151,17 @@ def main(argv: list[str]) -> int:
   if FLAGS.sweep_seeds:
     runs += [(case, FLAGS.sweep_seeds, CASES[case][1]) for case in FLAGS.cases]
   rows = [r for case, seeds, rates in runs for r in benchmark(case, seeds, rates, peak)]
-  header = (f'Device: {report.device_description()}; float32 matmul peak (measured): '
+  header = (f'Device: {environment.device_description()}; float32 matmul peak (measured): '
             f'{peak / 1e9:,.0f} GFLOP/s; command: {" ".join(sys.argv)}')
   text = (f'{header}\n\n{markdown(rows)}\n\nTime ratios of the two variants:\n'
           f'{variant_ratios(rows)}\n')
   print(text)
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  report.write_text(out.with_suffix('.md'), text)
-  report.write_json(out.with_suffix('.json'), dict(
-      device=report.device_description(), versions=report.versions(), command=' '.join(sys.argv),
-      quick=FLAGS.quick, matmul_flops_per_s=peak, rows=rows))
+  files.write_text(out.with_suffix('.md'), text)
+  files.write_json(out.with_suffix('.json'), dict(
+      device=environment.device_description(), versions=environment.versions(),
+      command=' '.join(sys.argv), quick=FLAGS.quick, matmul_flops_per_s=peak, rows=rows))
   return 0
 
 

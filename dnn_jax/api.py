@@ -15,22 +15,14 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from dnn_jax import data, driver, workdir as workdirs
-from dnn_jax.config import Config, ConfigError
-from dnn_jax.experiments import EXPERIMENTS, make_config, theory
+from dnn_jax import catalog, tasks
+from dnn_jax.config import Config
+from dnn_jax.core import data
+from dnn_jax.errors import ConfigError
+from dnn_jax.results import scores, write
+from dnn_jax.run import driver, workdirs
 
-__all__ = ['ConfigError', 'Results', 'check_theory', 'evaluate', 'protocols', 'train']
-
-# The course's named protocols: 'lenet/course', 'linear/epochs', ... -> the settings they fix.
-protocols: dict[str, dict[str, Any]] = {
-    f'{name}/{protocol}': dict(values)
-    for name, module in EXPERIMENTS.items() for protocol, values in module.PROTOCOLS.items()}
-
-# What each figure method of Results shows (the files a run draws; see outputs.py).
-_FIGURES = {'plot_loss': 'loss_curve.png', 'plot_accuracy': 'accuracy_curve.png',
-            'plot_sweep': 'sweep.png', 'plot_confusion': 'confusion.png',
-            'plot_misclassified': 'misclassified.png', 'plot_weights': 'weights.png',
-            'plot_c1_kernels': 'c1_kernels.png', 'plot_c3_connections': 'c3_connections.png'}
+__all__ = ['ConfigError', 'Results', 'check_theory', 'evaluate', 'experiments', 'train']
 
 
 class PNG(bytes):
@@ -51,7 +43,7 @@ class Results:
   def load(cls, workdir: str | Path) -> Results:
     """The results a finished run left in `workdir`."""
     workdir = Path(workdir)
-    path = workdir / 'results.json'
+    path = workdir / write.RESULTS_FILE
     if not path.exists():
       raise ConfigError(f'{workdir} holds no finished run ({path.name} not found)')
     return cls(workdir, workdirs.load_config(workdir), json.loads(path.read_text()))
@@ -68,9 +60,7 @@ class Results:
   def rows(self) -> list[dict[str, Any]]:
     """One row per variant and model, as plain data: the variant, the model's swept values
     and seed, and its test accuracy, test loss, and whether it collapsed or diverged."""
-    return [dict(variant=variant, **model, **{key: result[key][m] for key in
-                                              ('test_accuracy', 'test_loss', 'collapsed',
-                                               'diverged')})
+    return [dict(variant=variant, **model, **{key: result[key][m] for key in scores.PER_MODEL})
             for variant, result in self.data['variants'].items()
             for m, model in enumerate(self.data['models'])]
 
@@ -92,15 +82,23 @@ class Results:
     return PNG(path.read_bytes())
 
   def __getattr__(self, name: str) -> Callable[[], PNG]:
-    if name in _FIGURES:
-      return lambda: self.figure(_FIGURES[name])
+    """`plot_<figure>()`: the figure <figure>.png, e.g. `plot_accuracy_curve()`."""
+    if name.startswith('plot_'):
+      return lambda: self.figure(name[len('plot_'):] + '.png')
     raise AttributeError(name)
 
   def __dir__(self):
-    return [*super().__dir__(), *_FIGURES]
+    return [*super().__dir__(), *(f'plot_{Path(name).stem}' for name in self.figures)]
 
 
-def train(experiment: str = 'lenet', protocol: str | None = None, *,
+def experiments() -> dict[str, dict[str, Any]]:
+  """The experiments of experiments/, by name: the task each trains and the settings it
+  fixes."""
+  return {name: dict(task=e.task, **e.settings)
+          for name, e in ((n, catalog.load(n)) for n in catalog.names())}
+
+
+def train(experiment: str = catalog.DEFAULT, protocol: str | None = None, *,
           workdir: str | Path | None = None, overwrite: bool = False,
           log: Callable[[str], None] | None = print, command: str | None = None,
           resume_command: str = '', **settings: Any) -> Results:
@@ -109,16 +107,16 @@ def train(experiment: str = 'lenet', protocol: str | None = None, *,
   `learning_rate=[0.05, 0.1]`...); writes the run's files to `workdir` (default: a new
   folder under runs/). `command`: the command report.md gives to reproduce the run (default:
   this call)."""
-  run_config = make_config(experiment, protocol, **settings)
+  run_config = catalog.make_config(experiment, protocol, **settings)
   workdir = workdir or workdirs.default_path(experiment)
   if command is None:
     arguments = [repr(experiment), *([repr(protocol)] if protocol else []),
                  *(f'{k}={v!r}' for k, v in settings.items())]
     command = f'import dnn_jax; dnn_jax.train({", ".join(arguments)})'
-  data = driver.train_and_evaluate(run_config, workdir, log or (lambda line: None),
-                                   overwrite=overwrite, resume_command=resume_command,
-                                   command=command)
-  return Results(Path(workdir), run_config, data)
+  results = driver.train_and_evaluate(run_config, workdir, log or (lambda line: None),
+                                      overwrite=overwrite, resume_command=resume_command,
+                                      command=command)
+  return Results(Path(workdir), run_config, results)
 
 
 def evaluate(workdir: str | Path, step: int | None = None,
@@ -128,19 +126,21 @@ def evaluate(workdir: str | Path, step: int | None = None,
   speed or location only (e.g. `eval_batch_size`, `mnist_dir`), which replace the saved ones."""
   workdir = Path(workdir)
   saved = workdirs.load_config(workdir)
-  current = make_config(given.pop('experiment', saved.experiment), given.pop('protocol', None),
-                        **given)
-  variant_settings = {m.VARIANT_SETTING for m in EXPERIMENTS.values()}
+  current = catalog.make_config(given.pop('experiment', saved.experiment),
+                                given.pop('protocol', None), **given)
+  variant_settings = {m.VARIANT_SETTING for m in tasks.TRAINING.values()}
   replaced = {name for name in given if name not in variant_settings}
   if variant_settings & set(given):
     replaced.add('variants')
   replaced |= {f.name for f in dataclasses.fields(Config) if not f.metadata['identity']}
   run_config = dataclasses.replace(saved, **{name: getattr(current, name) for name in replaced})
-  return driver.evaluate(run_config, workdir, step, log or (lambda line: None))
+  return driver.evaluate_checkpoints(run_config, workdir, step, log or (lambda line: None))
 
 
 def check_theory(workdir: str | Path = 'runs/theory', seed: int = 0,
-                 mnist_dir: str = str(data.DEFAULT_MNIST_DIR), tfds_data_dir: str = '') -> bool:
-  """Check the course's pen-and-paper results against JAX; print the report and write
-  theory.md and filters.png to `workdir`. True if every check passes."""
-  return theory.check_and_report(mnist_dir, tfds_data_dir, workdir, seed)
+                 mnist_dir: str = str(data.DEFAULT_MNIST_DIR), tfds_data_dir: str = '',
+                 log: Callable[[str], None] | None = print) -> bool:
+  """Check the course's theory results against JAX; print the report and write theory.md
+  and filters.png to `workdir`. True if every check passes."""
+  return tasks.TASKS['theory'].run(mnist_dir, tfds_data_dir, workdir, seed,
+                                   log or (lambda line: None))

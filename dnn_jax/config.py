@@ -1,7 +1,8 @@
 """Every setting of a run, declared once in `Config`: type, default, help, check, whether it is
 part of the run's identity, and whether a list of values sweeps it. The flags, the saved
-config.json, the training spec and the tests' configs are all derived from it; each course
-protocol sets some of them by name (`dnn_jax.experiments`).
+config.json, the training spec and the tests' configs are all derived from it; each
+experiment (a file in experiments/, read by `dnn_jax.catalog`) sets some of them by name.
+The choices of a setting are declared in the module that implements them.
 
 A run trains `num_models` models on one models axis: every point of the grid of swept values
 times every seed, grid-major (`Config.model`).
@@ -15,11 +16,8 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from dnn_jax import data, kernels, models
-
-
-class ConfigError(ValueError):
-  """A setting value that cannot work; the message names the flag, the value and what works."""
+from dnn_jax.core import data, kernels, models, training
+from dnn_jax.errors import ConfigError
 
 
 class Check(NamedTuple):
@@ -29,15 +27,13 @@ class Check(NamedTuple):
 
 POSITIVE = Check(lambda v: v > 0, 'must be positive')
 NON_NEGATIVE = Check(lambda v: v >= 0, 'must be >= 0')
-PIXEL_DIVISORS = {'unit': 255.0, 'raw': 1.0}  # unit: [0, 1] as torchvision's ToTensor
-SAMPLINGS = ('shuffle', 'with_replacement')
 AUTO = 'auto'  # kernels: chosen per platform
 SEED_RANGE = (-2**31, 2**31)  # seeds are int32 on the device: seed + num_seeds must fit
 
 
 def setting(help: str, default: Any = dataclasses.MISSING, *, choices: tuple[str, ...] = (),
             check: Check | None = None, identity: bool = True, sweep: bool = False) -> Any:
-  """A field of Config. No `default`: each protocol sets it. `identity=False`: the setting
+  """A field of Config. No `default`: each experiment sets it. `identity=False`: the setting
   changes speed or location, not the numbers, so it may differ when a run resumes.
   `sweep=True`: a scalar that changes no shape, so a tuple of values trains one model per
   value (the training step reads it from `TrainState.hyper`, a traced value)."""
@@ -47,10 +43,11 @@ def setting(help: str, default: Any = dataclasses.MISSING, *, choices: tuple[str
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
-  """One run's settings. The experiment, protocol and variants are set through
-  `dnn_jax.experiments.make_config`, which also applies the protocol's values."""
-  experiment: str = setting('Which experiment to run.')
-  protocol: str = setting("Which of the experiment's course protocols sets the defaults.")
+  """One run's settings. The experiment, its task and the variants are set through
+  `dnn_jax.catalog.make_config`, which also applies the experiment's values."""
+  experiment: str = setting('Which experiment to run: a file of experiments/ (its name), or the '
+                            'path of an experiment file of your own.')
+  task: str = setting('What the experiment trains (dnn_jax/tasks/): set by its file.')
   variants: tuple[str, ...] = setting('Variants trained side by side on the same data order.')
   epochs: int = setting('Passes over the training set.', check=POSITIVE)
   steps: int = setting('Total SGD steps instead of --epochs (the last epoch may be partial); '
@@ -60,9 +57,9 @@ class Config:
   learning_rate: float | tuple[float, ...] = setting('SGD learning rate.', check=POSITIVE,
                                                      sweep=True)
   pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.',
-                             choices=tuple(PIXEL_DIVISORS))
+                             choices=tuple(data.PIXEL_DIVISORS))
   sampling: str = setting('shuffle: a new permutation each epoch; with_replacement: uniform '
-                          'draws.', choices=SAMPLINGS)
+                          'draws.', choices=training.SAMPLINGS)
   bias: bool = setting('Give the linear classifier a bias.', False)
   initializer: str = setting("torch: PyTorch's default uniform init (the course's); flax: "
                              'lecun_normal weights, zero biases.', 'torch', choices=models.INITS)
@@ -71,19 +68,18 @@ class Config:
                            'data order (for every swept value).', 1, check=POSITIVE)
   train_examples: int = setting('Train on the first N training examples; 0: all.', 0,
                                 check=NON_NEGATIVE)
-  eval_batch_size: int = setting('Examples per evaluation batch (100: the fastest measured for '
-                                 'LeNet on CPU, 0.16 s per model for the test set, 1,000: 0.29 s).',
-                                 100, check=POSITIVE, identity=False)
-  test_every_epochs: int = setting('Test every model every N epochs, and after the last one; 0: '
-                                   'auto, every epoch where a test takes at most 15% of an '
-                                   "epoch's training (LeNet: 8-10%), else as often as keeps it "
-                                   'under 10%.', 0, check=NON_NEGATIVE, identity=False)
+  eval_batch_size: int = setting('Examples per evaluation batch.', 100, check=POSITIVE,
+                                 identity=False)
+  eval_every_epochs: int = setting('Evaluate every model on the test set every N epochs, and '
+                                   'after the last one; 0: auto, every epoch where that costs '
+                                   "little beside the epoch's training, else less often.", 0,
+                                   check=NON_NEGATIVE, identity=False)
   kernels: str = setting("LeNet's conv/tanh/pool ops: cpu (hand-written, fast on CPU) or stock "
                          "(XLA's, cuDNN on GPU); auto: by platform.", AUTO,
                          choices=(AUTO, *kernels.KERNELS), identity=False)
   micro_batches: int = setting('Differentiate each batch as N slices and sum their gradients (the '
-                               'same numbers up to float rounding, faster on CPU); 0: auto (5 on '
-                               'CPU, 1 elsewhere).', 0, check=NON_NEGATIVE, identity=False)
+                               'same numbers up to float rounding, faster on CPU); 0: auto, by '
+                               'platform.', 0, check=NON_NEGATIVE, identity=False)
   models_per_chunk: int = setting('Models trained side by side (vmapped); the chunks follow one '
                                   'another in the same program. 0: auto (on CPU by the size of '
                                   'a step, elsewhere all models).', 0, check=NON_NEGATIVE,
@@ -150,8 +146,8 @@ class Config:
   def describe_model(self, index: int) -> str:
     """'seed 3', or for a sweep 'learning_rate 0.05, seed 3'."""
     values, seed = self.model(index)
-    swept = [f'{name} {values[name]:g}' for name in self.grid[0]]
-    return ', '.join([*swept, f'seed {seed}'])
+    point = describe_point({name: values[name] for name in self.grid[0]})
+    return f'{point}, seed {seed}' if point else f'seed {seed}'
 
   def steps_per_epoch(self, num_train: int) -> int:
     """Full batches per pass over `num_train` examples (a last partial batch is dropped)."""
@@ -169,9 +165,14 @@ def sweep_fields() -> tuple[str, ...]:
   return tuple(f.name for f in dataclasses.fields(Config) if f.metadata['sweep'])
 
 
+def describe_point(point: Mapping[str, float]) -> str:
+  """A grid point as text: 'learning_rate 0.05' ('' for the one point of a run without sweep)."""
+  return ', '.join(f'{name} {value:g}' for name, value in point.items())
+
+
 def flag_text(value: Any) -> str:
   """A setting's value as its flag takes it: a sweep's values joined by commas."""
-  return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
+  return ','.join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def identity_fields() -> tuple[str, ...]:

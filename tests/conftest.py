@@ -11,8 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnn_jax import data, training  # noqa: E402
-from dnn_jax.experiments import make_config  # noqa: E402
+from dnn_jax.catalog import make_config  # noqa: E402
+from dnn_jax.core import data, training  # noqa: E402
+from dnn_jax.run import program  # noqa: E402
 
 cpu_only = pytest.mark.skipif(jax.default_backend() != 'cpu',
                               reason="checks XLA's CPU backend (its tanh, its kernels' speed path)")
@@ -26,11 +27,27 @@ def small_config(experiment='linear', **overrides):
   return make_config(experiment, **overrides)
 
 
+_CONFIGS = {}  # spec -> the config it was made from
+
+
 def make_spec(model, objective, steps_per_epoch, total_steps=None, experiment='linear',
-              **overrides):
+              models_per_chunk=1, **overrides):
   """A TrainSpec of `model` for `steps_per_epoch` steps per epoch (and `total_steps`)."""
-  return training.TrainSpec(small_config(experiment, **overrides), model, objective, steps_per_epoch,
-                         total_steps or steps_per_epoch)
+  config = small_config(experiment, **overrides)
+  spec = program.make_spec(config, model, objective, steps_per_epoch,
+                           total_steps or steps_per_epoch, models_per_chunk)
+  _CONFIGS[spec] = config
+  return spec
+
+
+def init(key, spec):
+  """One model's initial state, at its config's learning rate."""
+  return training.init(key, spec, {k: v[0] for k, v in _CONFIGS[spec].hyper([0]).items()})
+
+
+def init_models(keys, spec):
+  """`len(keys)` models' initial states, at their config's learning rate."""
+  return training.init_models(keys, spec, _CONFIGS[spec].hyper([0] * len(keys)))
 
 
 @pytest.fixture(scope='session')
@@ -49,9 +66,9 @@ def mnist_test(mnist_dir) -> data.Split:
 
 
 # A quick run with checkpoints, through the command line: 2 seeds x 3 epochs of 1,500 batch-1
-# steps, a checkpoint every 100 steps (4,500 steps in about a second), tested every epoch.
+# steps, a checkpoint every 100 steps (4,500 steps in about a second), evaluated every epoch.
 QUICK_RUN = dict(experiment='linear', loss='logistic', train_examples=1500,
-                 checkpoint_every_steps=100, num_seeds=2, test_every_epochs=1)
+                 checkpoint_every_steps=100, num_seeds=2, eval_every_epochs=1)
 QUICK_RUN_FLAGS = [f'--{name}={value}' for name, value in QUICK_RUN.items()]
 QUICK_RUN_STEPS = 4500
 

@@ -68,6 +68,8 @@ def test_results_hold_the_tables_numbers_and_figures(api_run):
   assert {'weights.png', 'loss_curve.png', 'accuracy_curve.png'} <= set(api_run.figures)
   png = api_run.plot_weights()
   assert png._repr_png_().startswith(b'\x89PNG')
+  assert api_run.plot_accuracy_curve() == api_run.figure('accuracy_curve.png')
+  assert {f'plot_{name[:-4]}' for name in api_run.figures} <= set(dir(api_run))
   with pytest.raises(dnn_jax.ConfigError, match='no such figure; it drew: '):
     api_run.plot_c3_connections()
   assert dnn_jax.Results.load(api_run.workdir).data == json.loads(json.dumps(api_run.data))
@@ -79,6 +81,8 @@ def test_evaluate_restores_and_tests_like_training(api_run):
           == {v: r['correct'] for v, r in api_run.data['variants'].items()})
 
 
-def test_protocols_are_the_experiments_own():
-  assert dnn_jax.protocols['lenet/course']['learning_rate'] == 0.1
-  assert dnn_jax.protocols['linear/with_replacement']['steps'] == 50_000
+def test_experiments_list_what_each_trains_and_fixes():
+  experiments = dnn_jax.experiments()
+  assert experiments['lenet']['learning_rate'] == 0.1 and experiments['lenet']['task'] == 'lenet'
+  assert experiments['linear_with_replacement']['steps'] == 50_000
+  assert experiments['linear_lr_sweep']['num_seeds'] == 16

@@ -14,15 +14,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from dnn_jax import checkpoints, data, models, training
-from tests.conftest import QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, make_spec
+from dnn_jax.core import data, models, training
+from dnn_jax.run import checkpoints
+from tests.conftest import QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, init, init_models, make_spec
 
 
 def seeds_state(num_seeds=2):
   spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
                    batch_size=10)
   init_keys, data_keys = training.seed_keys(0, num_seeds)
-  return training.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys))), data_keys
+  return init_models(init_keys, spec), data_keys
 
 
 def test_round_trip_preserves_structure_and_values(tmp_path):
@@ -103,7 +104,7 @@ def test_chunked_epochs_equal_whole_epochs(mnist_train):
   for chunk in (0, 7):
     spec = make_spec(models.LinearClassifier(), 'logistic', 30, 75, batch_size=2,
                      learning_rate=0.01, checkpoint_every_steps=chunk)
-    state = training.init(jax.random.key(0), spec)
+    state = init(jax.random.key(0), spec)
     epoch_fn = jax.jit(training.train_epoch)
     while int(state.step) < spec.total_steps:
       epoch = int(state.step) // spec.steps_per_epoch
@@ -136,7 +137,7 @@ def final_arrays(workdir):
   ckpt_dir = workdir / 'checkpoints' / 'logistic'
   last = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
   tree = ocp.StandardCheckpointer().restore(ckpt_dir / str(last) / 'default')
-  del tree['epoch_times'], tree['test_times']
+  del tree['epoch_times'], tree['eval_times']
   return last, jax.tree.leaves(tree)
 
 
@@ -150,7 +151,7 @@ def result_numbers(workdir):
 def metric_lines(workdir):
   """metrics.jsonl's lines, without their times."""
   return [{k: v for k, v in json.loads(line).items()
-           if k not in ('time', 'train_time_s', 'test_time_s')}
+           if k not in ('time', 'train_time_s', 'eval_time_s')}
           for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
 
 
@@ -241,35 +242,6 @@ def test_a_run_moves_between_platforms(quick_run):
   assert result.returncode == 0, result.stderr
   test_lines = lambda out: [l for l in out.splitlines() if '[Test set]' in l]
   assert test_lines(result.stdout) == test_lines(train_stdout)
-
-
-def test_a_checkpoint_of_an_older_version_restores_with_an_empty_test_history(tmp_path):
-  """Checkpoints written before per-epoch testing hold no test history: they restore, and
-  the epochs they cover read as not tested."""
-  state, data_keys = seeds_state(2)
-  like = checkpoints.Training(state, data_keys, checkpoints.History.empty(2, state.spec))
-  older = {k: v for k, v in checkpoints._item(like).items()
-           if k in ('state', 'data_keys', 'step_losses', 'epoch_times')}
-  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
-  ckpts.save(5, older)
-  restored = checkpoints.restore_training(ckpts, like, None, print)
-  assert np.isnan(restored.history.test_accuracy).all()
-  np.testing.assert_array_equal(restored.history.step_losses, like.history.step_losses)
-
-
-def test_a_checkpoint_with_an_earlier_version_s_sha256_is_still_checked(tmp_path, monkeypatch):
-  state, _ = seeds_state(2)
-  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=2)
-  with monkeypatch.context() as earlier:  # saved as the previous version did
-    earlier.setattr(checkpoints, 'SHA256_ROWS', checkpoints.SHA256)
-    earlier.setattr(checkpoints, 'digest', checkpoints.whole_digest)
-    ckpts.save(1, dict(state=state))
-  like = dict(state=checkpoints.abstract(state))
-  restored = ckpts.restore(like, None, print)
-  np.testing.assert_array_equal(restored['state'].step, state.step)
-  monkeypatch.setattr(checkpoints, 'whole_digest', lambda item: 'another')
-  with pytest.raises(checkpoints.CheckpointError, match='no intact checkpoint'):
-    ckpts.restore(like, None, print, set_aside=False)
 
 
 def test_the_digest_is_of_each_model_s_rows():

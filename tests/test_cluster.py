@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import cluster, report
-from dnn_jax.config import ConfigError
+from dnn_jax.errors import ConfigError, WriteError
+from dnn_jax.run import cluster
 from tests.conftest import ROOT
 
 
@@ -41,7 +41,7 @@ def test_on_main_runs_the_function_and_passes_its_errors_on():
     raise ConfigError('--workdir=x is a file')
 
   with pytest.raises(ConfigError, match='is a file'):
-    cluster.on_main(refuse, (ConfigError, report.WriteError))
+    cluster.on_main(refuse, (ConfigError, WriteError))
 
 
 def test_a_failed_collective_is_a_lost_process_and_nothing_else_is():
@@ -72,8 +72,8 @@ def test_one_process_has_no_prefix():
 SWEEP = ['--experiment=linear', '--loss=logistic', '--learning_rate=0.005,0.02', '--num_seeds=4',
          '--epochs=2', '--train_examples=1500', '--checkpoint_every_steps=500',
          '--models_per_chunk=2']
-TIMINGS = ('compile_time_s', 'train_time_s', 'test_time_s', 'epoch_time_s',
-           'test_time_per_epoch_s', 'xla_memory_estimate_bytes', 'peak_device_memory_bytes',
+TIMINGS = ('compile_time_s', 'train_time_s', 'eval_time_s', 'epoch_time_s',
+           'eval_time_per_epoch_s', 'xla_memory_estimate_bytes', 'peak_device_memory_bytes',
            'models_per_chunk')
 
 

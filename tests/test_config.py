@@ -1,4 +1,4 @@
-"""The settings schema: flags derived from it, protocols applied by name, values checked."""
+"""The settings schema: flags derived from it, values checked, identity, JSON and grids."""
 
 import dataclasses
 import json
@@ -6,45 +6,23 @@ import json
 import numpy as np
 import pytest
 
-import main
+from dnn_jax import cli
 from dnn_jax import config as config_lib
+from dnn_jax.catalog import make_config
 from dnn_jax.config import Config, ConfigError
-from dnn_jax.experiments import EXPERIMENTS, make_config
 
 
 def test_every_setting_is_a_flag_with_its_help():
   for field in dataclasses.fields(Config):
-    if field.name == 'variants':
+    if field.name in ('variants', 'task'):
       continue
-    flag = main.FLAGS[field.name]
+    flag = cli.FLAGS[field.name]
     assert field.metadata['help'] in flag.help
     if field.metadata['choices'] and field.name != 'experiment':
       assert f'Accepted: {", ".join(field.metadata["choices"])}.' in flag.help
 
 
-def test_protocols_set_their_values_and_overrides_win():
-  raw = make_config('linear', 'with_replacement')
-  assert (raw.steps, raw.pixel_scale, raw.learning_rate, raw.bias, raw.sampling) == (
-      50_000, 'raw', 1e-4, True, 'with_replacement')
-  assert raw.variants == ('logistic',) and raw.protocol == 'with_replacement'
-  overridden = make_config('linear', 'with_replacement', learning_rate=0.5, loss='both')
-  assert overridden.learning_rate == 0.5 and overridden.variants == ('logistic', 'sum_of_squares')
-  assert make_config('linear').protocol == 'epochs' and make_config('linear').steps == 0
-  lenet = make_config('lenet', c3='both')
-  assert lenet.variants == ('sparse', 'full') and lenet.batch_size == 100
-  assert lenet.kernels in ('cpu', 'stock') and lenet.micro_batches >= 1  # auto resolved
-
-
-def test_every_protocol_gives_a_valid_config():
-  for name, module in EXPERIMENTS.items():
-    for protocol in module.PROTOCOLS:
-      assert make_config(name, protocol).experiment == name
-
-
 @pytest.mark.parametrize('overrides, message', [
-    (dict(experiment='resnet'), '--experiment=resnet: accepted: lenet, linear'),
-    (dict(experiment='lenet', protocol='epochs'),
-     '--protocol=epochs: accepted for --experiment=lenet'),
     (dict(experiment='lenet', c3='half'), '--c3=half: accepted: sparse, full, both'),
     (dict(experiment='lenet', sampling='bootstrap'), '--sampling=bootstrap: accepted: shuffle'),
     (dict(experiment='lenet', learning_rate=0.0), '--learning_rate=0.0: --learning_rate must be'),
@@ -58,7 +36,7 @@ def test_bad_values_are_config_errors_naming_flag_value_and_accepted(overrides, 
 
 def test_identity_leaves_out_what_changes_only_speed_or_location():
   identity = config_lib.identity_fields()
-  assert {'learning_rate', 'num_seeds', 'variants', 'protocol', 'seed'} <= set(identity)
+  assert {'learning_rate', 'num_seeds', 'variants', 'experiment', 'task', 'seed'} <= set(identity)
   assert not {'kernels', 'micro_batches', 'mnist_dir', 'eval_batch_size'} & set(identity)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dnn_jax import data
+from dnn_jax.core import data
 
 
 def test_real_mnist_facts(mnist_train, mnist_test):

@@ -5,15 +5,15 @@ import jax
 import numpy as np
 import pytest
 
-from dnn_jax import data, evaluation, models, training
-from tests.conftest import make_spec
+from dnn_jax.core import data, evaluation, models, training
+from tests.conftest import init, make_spec
 
 
 def test_evaluate_counts_every_example_once(mnist_test):
   test = data.binary_4_vs_9(mnist_test)
-  spec = make_spec(models.LinearClassifier(), 'logistic', 20, eval_batch_size=300)
-  state = training.init(jax.random.key(0), spec)  # 1991 = 6*300 + 191
-  tested = evaluation.evaluate(state, test.images, test.labels)
+  spec = make_spec(models.LinearClassifier(), 'logistic', 20)
+  state = init(jax.random.key(0), spec)  # 1991 = 6*300 + 191
+  tested = evaluation.evaluate(state, test.images, test.labels, batch_size=300)
   f = np.asarray(state.spec.model.apply({'params': state.params},
                                         test.images.astype(np.float32) / 255))
   assert int(tested.correct) == int(np.sum(f * test.labels >= 0))

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from dnn_jax import report
+from dnn_jax.errors import WriteError
+from dnn_jax.results import files
 from tests.conftest import QUICK_RUN, QUICK_RUN_FLAGS, ROOT
 
 MAIN = str(ROOT / 'main.py')
@@ -97,8 +98,8 @@ def test_a_checkpoint_that_cannot_be_written_loses_nothing(tmp_path, reference, 
   """A full disk at a save (simulated in-process: ENOSPC from orbax): one error, no temporary
   folder left, the previous checkpoints intact; the run resumes once there is room."""
   import orbax.checkpoint as ocp
-  from dnn_jax import driver
-  from dnn_jax.experiments import make_config
+  from dnn_jax.run import driver
+  from dnn_jax.catalog import make_config
 
   config = make_config(**QUICK_RUN)
   save = ocp.CheckpointManager.save
@@ -110,7 +111,7 @@ def test_a_checkpoint_that_cannot_be_written_loses_nothing(tmp_path, reference, 
     return save(self, step, *args, **kwargs)
 
   monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk_at_step_1000)
-  with pytest.raises(report.WriteError, match=r'cannot save the checkpoint at step 1000 in '
+  with pytest.raises(WriteError, match=r'cannot save the checkpoint at step 1000 in '
                      r'.*logistic \(No space left on device\)'):
     driver.train_and_evaluate(config, tmp_path, log=lambda line: None)
   steps = sorted(p.name for p in (tmp_path / 'checkpoints' / 'logistic').iterdir())
@@ -121,36 +122,36 @@ def test_a_checkpoint_that_cannot_be_written_loses_nothing(tmp_path, reference, 
 
 
 def test_results_that_cannot_be_written_lose_nothing(tmp_path, reference, monkeypatch):
-  from dnn_jax import driver
-  from dnn_jax.experiments import make_config
+  from dnn_jax.run import driver
+  from dnn_jax.catalog import make_config
 
-  write_atomic = report.write_atomic
+  write_atomic = files.write_atomic
 
   def full_disk_for_results(path, *args, **kwargs):
     if path.name == 'results.json':
-      raise report.WriteError(f'cannot write {path}: No space left on device')
+      raise WriteError(f'cannot write {path}: No space left on device')
     return write_atomic(path, *args, **kwargs)
 
-  monkeypatch.setattr(report, 'write_atomic', full_disk_for_results)
+  monkeypatch.setattr(files, 'write_atomic', full_disk_for_results)
   config = make_config(**QUICK_RUN)
-  with pytest.raises(report.WriteError, match='results.json: No space left on device'):
+  with pytest.raises(WriteError, match='results.json: No space left on device'):
     driver.train_and_evaluate(config, tmp_path, log=lambda line: None)
   assert not list(tmp_path.glob('*.tmp')) and not (tmp_path / 'results.json').exists()
-  monkeypatch.setattr(report, 'write_atomic', write_atomic)
+  monkeypatch.setattr(files, 'write_atomic', write_atomic)
   assert 'Resuming from checkpoint at epoch 3, step 4500' in resume(tmp_path).stdout
   assert numbers(tmp_path) == reference
 
 
 def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
   path = tmp_path / 'results.json'
-  report.write_json(path, {'old': 1})
+  files.write_json(path, {'old': 1})
 
   def fill_then_fail(f):
     f.write('{"new": ')
     raise OSError(errno.ENOSPC, 'No space left on device')
 
-  with pytest.raises(report.WriteError, match=r'cannot write .*results.json: No space left'):
-    report.write_atomic(path, fill_then_fail)
+  with pytest.raises(WriteError, match=r'cannot write .*results.json: No space left'):
+    files.write_atomic(path, fill_then_fail)
   assert json.loads(path.read_text()) == {'old': 1} and os.listdir(tmp_path) == ['results.json']
 
 
@@ -306,8 +307,8 @@ def test_a_loss_far_above_its_start_is_divergence_with_a_rate_to_try(tmp_path):
 @pytest.mark.slow
 def test_the_raw_pixel_protocol_is_not_divergence(tmp_path):
   """Its losses are far above a uniform prediction's, but below where they started."""
-  from dnn_jax import driver
-  from dnn_jax.experiments import make_config
+  from dnn_jax.run import driver
+  from dnn_jax.catalog import make_config
   config = make_config('linear', 'with_replacement', loss='both', num_seeds=3,
                        train_examples=3000)
   results = driver.train_and_evaluate(config, tmp_path, log=lambda line: None)

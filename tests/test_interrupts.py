@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dnn_jax import interrupts
+from dnn_jax.run import interrupts
 
 
 def test_first_signal_requests_a_stop_and_second_aborts():

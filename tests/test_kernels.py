@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import kernels, models
+from dnn_jax.core import kernels, models
 from tests.conftest import cpu_only
 
 CPU, STOCK = kernels.OPS['cpu'], kernels.OPS['stock']

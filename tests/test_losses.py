@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import losses
+from dnn_jax.core import losses
 
 
 def sigmoid(t):

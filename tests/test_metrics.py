@@ -6,14 +6,16 @@ import struct
 
 import numpy as np
 
-from dnn_jax import checkpoints, metrics, models
+from dnn_jax.core import models
+from dnn_jax.run import metrics
+from dnn_jax.run.history import History
 from tests.conftest import make_spec, small_config
 
 
 def spec_and_history(steps_per_epoch=30, total_steps=75, chunk=7, num_models=2):
   spec = make_spec(models.LinearClassifier(), 'logistic', steps_per_epoch, total_steps,
                    checkpoint_every_steps=chunk, num_seeds=num_models)
-  history = checkpoints.History.empty(num_models, spec)
+  history = History.empty(num_models, spec)
   history.step_losses[:] = np.arange(total_steps) + np.arange(num_models)[:, None]
   history.epoch_times[:] = 1.0
   history.test_accuracy[:, :2] = [[0.9, 0.95], [0.8, np.nan]]

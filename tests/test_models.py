@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import models, training
-from tests.conftest import make_spec
+from dnn_jax.core import models, training
+from tests.conftest import init, make_spec
 
 
 def lenet_params(c3, initializer='torch'):
@@ -55,7 +55,7 @@ def test_masked_weights_start_at_zero_and_get_zero_gradient():
 def test_masked_weights_stay_zero_through_training(mnist_train):
   spec = make_spec(models.LeNet5(c3='sparse'), 'cross_entropy', 5, experiment='lenet',
                    batch_size=50)
-  state = training.init(jax.random.key(0), spec)
+  state = init(jax.random.key(0), spec)
   state, _ = jax.jit(training.train_epoch)(state, jax.random.key(1), mnist_train.images[:500],
                                         mnist_train.labels[:500])
   kernel = np.asarray(state.params['C3']['kernel'])

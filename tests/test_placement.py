@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from dnn_jax import loop, placement
-from dnn_jax.config import ConfigError
-from dnn_jax.experiments import linear
+from dnn_jax.run import loop, placement
+from dnn_jax.errors import ConfigError
+from dnn_jax.tasks import linear
 from tests.conftest import ROOT, small_config
 
 
@@ -24,21 +24,21 @@ from tests.conftest import ROOT, small_config
 def test_too_many_models_fail_early_naming_the_largest_that_fits(monkeypatch, overrides, what):
   monkeypatch.setattr(placement, 'available_memory_bytes', lambda: 2**20)
   with pytest.raises(ConfigError, match=what):
-    loop.train_variant(small_config(**overrides), linear, 'logistic',
-                       *linear.load_data(small_config()), log=print)
+    loop.run_variant(small_config(**overrides), linear, 'logistic',
+                     *linear.load_data(small_config()), log=print)
 
 
 GRID = dict(num_seeds=3, learning_rate=(0.01, 0.03))  # 6 models, padded to 8 on 4 devices
 SHARDED = """
 import jax, numpy as np
-from dnn_jax import loop, placement
-from dnn_jax.experiments import linear
+from dnn_jax.run import loop, placement
+from dnn_jax.tasks import linear
 from tests.conftest import small_config
 assert len(jax.devices()) == 4
 where = placement.place(6)
 assert where.padded_models == 8 and where.models.num_devices == 4
-r = loop.train_variant(small_config(**{grid}), linear, 'logistic',
-                       *linear.load_data(small_config()), log=print)
+r = loop.run_variant(small_config(**{grid}), linear, 'logistic',
+                     *linear.load_data(small_config()), log=print)
 assert len(r.results['correct']) == 6 and r.step_losses.shape == (6, 300)
 np.save('{out}', r.step_losses)
 """
@@ -51,8 +51,8 @@ def test_a_grid_shards_over_four_cpu_devices(tmp_path):
   result = subprocess.run([sys.executable, '-c', SHARDED.format(out=out, grid=GRID)], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
-  one_device = loop.train_variant(small_config(**GRID), linear, 'logistic',
-                                  *linear.load_data(small_config()), log=print)
+  one_device = loop.run_variant(small_config(**GRID), linear, 'logistic',
+                                *linear.load_data(small_config()), log=print)
   np.testing.assert_allclose(np.load(out), one_device.step_losses, rtol=1e-5)
 
 

@@ -3,8 +3,12 @@
 import jax
 import numpy as np
 
-from dnn_jax import models, progress, training
+from dnn_jax.core import models, training
+from dnn_jax.run import progress
+from dnn_jax.run.program import train_epoch_over_models
 from tests.conftest import make_spec
+
+train_epoch_models = jax.jit(train_epoch_over_models, donate_argnums=0)
 
 
 def test_a_line_says_models_done_images_per_second_and_time_left():
@@ -23,12 +27,12 @@ def test_the_compiled_epoch_reports_each_model_of_its_chunks(mnist_train):
                    learning_rate=0.01)
   num_models = 5  # chunks of 2, 2 and 1
   state = training.init_models(jax.random.split(jax.random.key(0), num_models), spec,
-                            {'learning_rate': np.full(num_models, 0.01, np.float32)})
+                               {'learning_rate': np.full(num_models, 0.01, np.float32)})
   keys = jax.random.split(jax.random.key(1), num_models)
   with progress.watching(progress.Progress('', num_models, 40, lambda _: None)) as watched:
-    state, losses = training.train_epoch_models(state, keys, images, labels)
+    state, losses = train_epoch_models(state, keys, images, labels)
     jax.block_until_ready(losses)
   assert watched.done == num_models
-  state, losses = training.train_epoch_models(state, keys, images, labels)  # nothing watched
+  state, losses = train_epoch_models(state, keys, images, labels)  # nothing watched
   jax.block_until_ready(losses)
   assert watched.done == num_models

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from dnn_jax import supervisor
+from dnn_jax.run import supervisor
 
 # The children are forked (to be killed with their parent), after JAX was imported here.
 pytestmark = pytest.mark.filterwarnings('ignore:os.fork')
@@ -75,7 +75,7 @@ def test_an_exit_code_passes_through(capfd):
 
 
 def test_the_child_knows_it_is_the_worker(capfd):
-  code = 'import sys; from dnn_jax import supervisor; sys.exit(0 if supervisor.is_worker() else 5)'
+  code = 'import sys; from dnn_jax.run import supervisor; sys.exit(0 if supervisor.is_worker() else 5)'
   assert not supervisor.is_worker()
   assert supervisor.run([sys.executable, '-c', code], '', 'h:1', 60) == 0
 

@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from dnn_jax import driver, loop, sweeps
-from dnn_jax.experiments import linear
+from dnn_jax.results import sweeps
+from dnn_jax.run import driver, loop
+from dnn_jax.tasks import linear
 from tests.conftest import small_config
 
 RATES = (0.01, 0.05, 0.2)
@@ -26,13 +27,13 @@ def splits():
 
 def test_model_i_j_of_a_grid_is_its_single_run_bit_for_bit(splits):
   config = sweep_config(models_per_chunk=1)
-  grid = loop.train_variant(config, linear, 'logistic', *splits, log=print)
+  grid = loop.run_variant(config, linear, 'logistic', *splits, log=print)
   assert config.num_models == 6 and grid.results['models_per_chunk'] == 1
   for m in range(config.num_models):
     values, seed = config.model(m)
     assert (values['learning_rate'], seed) == (RATES[m // 2], 3 + m % 2)
-    one = loop.train_variant(small_config(loss='logistic', num_seeds=1, seed=seed, **values),
-                             linear, 'logistic', *splits, log=print)
+    one = loop.run_variant(small_config(loss='logistic', num_seeds=1, seed=seed, **values),
+                           linear, 'logistic', *splits, log=print)
     np.testing.assert_array_equal(one.step_losses[0], grid.step_losses[m])
     assert ((one.results['correct'][0], one.results['test_loss'][0])
             == (grid.results['correct'][m], grid.results['test_loss'][m]))
@@ -40,7 +41,7 @@ def test_model_i_j_of_a_grid_is_its_single_run_bit_for_bit(splits):
 
 def test_the_chunk_width_changes_nothing_but_float_rounding(splits):
   """(At learning rates where training is stable: at 0.2, rounding grows to 1e-4 in 200 steps.)"""
-  runs = {width: loop.train_variant(sweep_config(models_per_chunk=width, learning_rate=(
+  runs = {width: loop.run_variant(sweep_config(models_per_chunk=width, learning_rate=(
       0.01, 0.02, 0.03)), linear, 'logistic', *splits, log=print) for width in (1, 4, 6)}
   assert [r.results['models_per_chunk'] for r in runs.values()] == [1, 4, 6]
   for r in runs.values():  # vmapped dots round differently from single ones
@@ -80,7 +81,7 @@ def test_a_sweep_writes_its_table_figure_and_statistics(tmp_path):
 def test_a_diverging_model_is_marked_and_the_others_go_on(splits):
   config = sweep_config(learning_rate=(0.05, 1e30))
   lines = []
-  result = loop.train_variant(config, linear, 'logistic', *splits, log=lines.append).results
+  result = loop.run_variant(config, linear, 'logistic', *splits, log=lines.append).results
   assert result['diverged'] == [False, False, True, True]
   assert any('learning_rate 1e+30, seed 3); try --learning_rate=1e+29; marked' in line
              for line in lines)
@@ -92,5 +93,5 @@ def test_a_diverging_model_is_marked_and_the_others_go_on(splits):
 def test_a_sweep_resumes_and_evaluates(tmp_path):
   config = sweep_config(checkpoint_every_steps=100)
   trained = driver.train_and_evaluate(config, tmp_path, log=lambda line: None)
-  evaluated = driver.evaluate(config, tmp_path, log=lambda line: None)
+  evaluated = driver.evaluate_checkpoints(config, tmp_path, log=lambda line: None)
   assert evaluated['logistic']['correct'] == trained['variants']['logistic']['correct']

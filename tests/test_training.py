@@ -7,8 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dnn_jax import data, evaluation, kernels, models, training
-from tests.conftest import make_spec
+from dnn_jax.core import data, evaluation, kernels, models, training
+from tests.conftest import init, init_models, make_spec
+
+train_epoch_models = jax.jit(training.over_models(training.train_epoch, (0, 0, None, None)),
+                             donate_argnums=0)
 
 
 def linear_spec(steps_per_epoch=20, total_steps=None, objective='logistic', **overrides):
@@ -31,7 +34,7 @@ class TrainStepTest(chex.TestCase):
   def test_jit_and_non_jit_steps_agree(self):
     # The linear model: run eagerly, LeNet's step compiles its many ops one by one (7 s).
     spec = linear_spec(steps_per_epoch=1, batch_size=8, micro_batches=2)
-    state = jax.jit(training.init, static_argnums=1)(jax.random.key(0), spec)
+    state = init(jax.random.key(0), spec)
     images = jax.random.randint(jax.random.key(1), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     labels = jnp.where(jnp.arange(8) % 3 == 0, 1, -1)
     reference, reference_loss = training.train_step(state, (images, labels))
@@ -47,10 +50,9 @@ def test_micro_batches_change_neither_loss_nor_step(micro_batches):
   images = jax.random.randint(jax.random.key(1), (7, 28, 28, 1), 0, 256).astype(jnp.uint8)
   batch = images, jnp.arange(7) % 10  # 7 = 3 + 2 + 2: unequal slices
   step = jax.jit(training.train_step)
-  state = training.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=1))
+  state = init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=1))
   whole, whole_loss = step(state, batch)
-  split = training.init(jax.random.key(0), lenet_spec(batch_size=7, steps=1,
-                                                   micro_batches=micro_batches))
+  split = init(jax.random.key(0), lenet_spec(batch_size=7, steps=1, micro_batches=micro_batches))
   split, split_loss = step(split, batch)
   chex.assert_trees_all_close(split.params, whole.params, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(split_loss, whole_loss, rtol=1e-6)
@@ -59,9 +61,9 @@ def test_micro_batches_change_neither_loss_nor_step(micro_batches):
 
 def run_epochs(spec, split, epochs, seed=0):
   init_keys, data_keys = training.seed_keys(seed, 1)
-  state = training.init_models(init_keys, spec, spec.config.hyper([0] * len(init_keys)))
+  state = init_models(init_keys, spec)
   for epoch in range(epochs):
-    state, step_losses = training.train_epoch_models(
+    state, step_losses = train_epoch_models(
         state, training.epoch_keys(data_keys, epoch), split.images, split.labels)
   return state, step_losses
 
@@ -80,7 +82,7 @@ def test_epochs_reuse_one_compilation(binary_train):
   split = data.first(binary_train, 100)
   spec = linear_spec(steps_per_epoch=50)
   epoch_fn = jax.jit(training.train_epoch)  # jit wrappers of one function share a cache
-  state = training.init(jax.random.key(0), spec)
+  state = init(jax.random.key(0), spec)
   cache_sizes = []
   for epoch in range(3):
     state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch),
@@ -112,7 +114,7 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 
 
 def evaluate_accuracy(state, test):
-  correct = evaluation.evaluate_models(state, test.images, test.labels).correct
+  correct = jax.jit(evaluation.evaluate_over_models(100))(state, test.images, test.labels).correct
   return float(correct[0]) / len(test.labels)
 
 

@@ -1,0 +1,40 @@
+"""Ctrl-C and SIGTERM during a run: a first signal asks for a stop at the next safe point (after
+the current chunk, with a checkpoint, or before training starts), a second aborts at once."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from typing import Callable
+
+import jax
+
+
+@contextlib.contextmanager
+def stop_requests(log: Callable[[str], None]):
+  """Within the block, a first SIGINT or SIGTERM is recorded in the yielded list, for the
+  training loop to honour at its next safe point; a second one raises KeyboardInterrupt."""
+  requests: list[int] = []
+
+  def handle(signum, frame):
+    del frame
+    if requests:
+      raise KeyboardInterrupt
+    requests.append(signum)
+    log(f'signal {signum}: stopping after the current chunk with a checkpoint (or before '
+        'training starts); send it again to abort at once')
+
+  signals = (signal.SIGINT, signal.SIGTERM)
+  previous = {s: signal.signal(s, handle) for s in signals}
+  try:
+    yield requests
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+
+
+def wait_until_ready(array: jax.Array) -> None:
+  """Block until `array` is computed, in Python, so that signal handlers run meanwhile."""
+  while not array.is_ready():
+    time.sleep(0.002)

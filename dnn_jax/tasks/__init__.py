@@ -1,0 +1,18 @@
+"""What each task knows: its data, model, objective and figures, one module each.
+
+A training task module defines NAME, VARIANT_SETTING (the setting that chooses its variants),
+VARIANT_HELP, VARIANTS, CLASS_NAMES (what each class index is), `load_data(config)`,
+`make_model(config, variant)`, `objective(variant)` and `figures(shown, train_split, title)`:
+the pictures of what its models learned ({file name: draw(path)}), from each variant's
+`plots.Shown` models. The theory task checks results instead of training (`theory.run`).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dnn_jax.tasks import lenet, linear, theory
+
+TRAINING: dict[str, ModuleType] = {module.NAME: module for module in (lenet, linear)}
+TASKS: dict[str, ModuleType] = {**TRAINING, theory.NAME: theory}
+BOTH = 'both'  # the variant choice that trains every variant
