@@ -78,7 +78,7 @@ def init(key: jax.Array, spec: TrainSpec, hyper: dict[str, jax.Array]) -> TrainS
 
 
 def default_micro_batches() -> int:
-  """5 on CPU (4 and 5 measured fastest for LeNet on 2 cores), 1 elsewhere (an accelerator
+  """5 on CPU (the fastest for LeNet there, benchmarks/README.md), 1 elsewhere (an accelerator
   wants the whole batch at once)."""
   return 5 if jax.default_backend() == 'cpu' else 1
 
