@@ -11,12 +11,16 @@ from dnn_jax.results.plots import Shown
 from dnn_jax.run import checkpoints, driver, placement, program
 from dnn_jax.tasks import lenet
 from tests.conftest import small_config
+from tests.test_docs import figures_listed
 
 COMMON_FIGURES = ('loss_curve.png', 'accuracy_curve.png', 'confusion.png', 'misclassified.png')
 
 
 def assert_figures(workdir, names):
+  """`names` are the figures drawn, each in report.md, and docs/runs.md lists each."""
   report = (workdir / 'report.md').read_text()
+  assert {p.name for p in workdir.glob('*.png')} == set(names)
+  assert set(names) <= figures_listed()
   for name in names:
     png = (workdir / name).read_bytes()
     assert png.startswith(b'\x89PNG') and len(png) > 10_000, name
