@@ -13,7 +13,7 @@ def test_evaluate_counts_every_example_once(mnist_test):
   test = data.binary_4_vs_9(mnist_test)
   spec = make_spec(models.LinearClassifier(), 'logistic', 20)
   state = init(jax.random.key(0), spec)  # 1991 = 6*300 + 191
-  tested = evaluation.evaluate(state, test.images, test.labels, batch_size=300)
+  tested = evaluation.score(state, test.images, test.labels, batch_size=300)
   f = np.asarray(state.spec.model.apply({'params': state.params},
                                         test.images.astype(np.float32) / 255))
   assert int(tested.correct) == int(np.sum(f * test.labels >= 0))

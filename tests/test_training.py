@@ -114,7 +114,7 @@ def test_a_partial_last_epoch_stops_at_total_steps(binary_train):
 
 
 def evaluate_accuracy(state, test):
-  correct = jax.jit(evaluation.evaluate_over_models(100))(state, test.images, test.labels).correct
+  correct = jax.jit(evaluation.score_over_models(100))(state, test.images, test.labels).correct
   return float(correct[0]) / len(test.labels)
 
 

@@ -29,7 +29,7 @@ def assert_figures(workdir, names):
 
 def test_outputs_are_written(tmp_path):
   config = small_config(epochs=3, eval_every_epochs=2, train_examples=301)
-  evaluation.evaluate_over_models.cache_clear()  # a new function: a jit cache of its own
+  evaluation.score_over_models.cache_clear()  # a new function: a jit cache of its own
   program.evaluate_models_on.cache_clear()
   results = driver.train_and_evaluate(config, tmp_path, log=lambda s: None,
                                       command='python main.py --experiment=linear')

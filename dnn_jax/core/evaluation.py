@@ -21,8 +21,8 @@ class Scores(NamedTuple):
   predictions: Any  # the predicted class of each example
 
 
-def evaluate(state: training.TrainState, images: jax.Array, labels: jax.Array,
-             batch_size: int) -> Scores:
+def score(state: training.TrainState, images: jax.Array, labels: jax.Array,
+          batch_size: int) -> Scores:
   """`Scores` of the model in `state` over the whole split, `batch_size` examples at a time."""
   spec, n = state.spec, images.shape[0]
   batch = min(batch_size, n)
@@ -51,8 +51,8 @@ def evaluate(state: training.TrainState, images: jax.Array, labels: jax.Array,
 
 
 @functools.cache
-def evaluate_over_models(batch_size: int):
-  """`evaluate` of every model of a TrainState with a models axis (`training.over_models`),
+def score_over_models(batch_size: int):
+  """`score` of every model of a TrainState with a models axis (`training.over_models`),
   unjitted: the caller places it on its devices."""
-  return training.over_models(functools.partial(evaluate, batch_size=batch_size),
+  return training.over_models(functools.partial(score, batch_size=batch_size),
                               (0, None, None))

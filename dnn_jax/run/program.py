@@ -121,9 +121,9 @@ def place(split: data.Split, replicated: NamedSharding) -> tuple[jax.Array, jax.
 
 @functools.cache
 def evaluate_models_on(mesh: Mesh, batch_size: int):
-  """`evaluation.evaluate` of every model, jitted for models sharded over `mesh`: each device
+  """`evaluation.score` of every model, jitted for models sharded over `mesh`: each device
   evaluates its own. Compiled once per variant, and reused every epoch."""
-  return jax.jit(placement.per_device(evaluation.evaluate_over_models(batch_size), mesh))
+  return jax.jit(placement.per_device(evaluation.score_over_models(batch_size), mesh))
 
 
 def evaluate_models(state: training.TrainState, placed: tuple[jax.Array, jax.Array],
