@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from dnn_jax import catalog, tasks
+from dnn_jax import catalog, limits, tasks
 from dnn_jax.config import Config
 from dnn_jax.core import data
-from dnn_jax.errors import ConfigError
+from dnn_jax.errors import ConfigError, ResourceLimit
 from dnn_jax.results import scores, write
 from dnn_jax.run import driver, workdirs
 
@@ -91,6 +91,12 @@ class Results:
     return [*super().__dir__(), *(f'plot_{Path(name).stem}' for name in self.figures)]
 
 
+def _check_limits() -> None:
+  too_low = limits.check()
+  if too_low:
+    raise ResourceLimit(too_low)
+
+
 def experiments() -> dict[str, dict[str, Any]]:
   """The experiments of experiments/, by name: the task each trains and the settings it
   fixes."""
@@ -99,14 +105,17 @@ def experiments() -> dict[str, dict[str, Any]]:
 
 
 def train(experiment: str = catalog.DEFAULT, protocol: str | None = None, *,
-          workdir: str | Path | None = None, overwrite: bool = False,
+          workdir: str | Path | None = None, overwrite: bool = False, restart: bool = False,
           log: Callable[[str], None] | None = print, command: str | None = None,
           resume_command: str = '', **settings: Any) -> Results:
   """Train (or, in a workdir that holds the same run, resume) and test `experiment` under
   `protocol` with `settings` (the command line's flags: `c3='both'`, `num_seeds=8`,
   `learning_rate=[0.05, 0.1]`...); writes the run's files to `workdir` (default: a new
-  folder under runs/). `command`: the command report.md gives to reproduce the run (default:
-  this call)."""
+  folder under runs/). `overwrite`: start afresh in a workdir that holds another run (its
+  files are removed first); `restart`: train from step 0 a run whose checkpoints were all
+  found damaged. `command`: the command report.md gives to reproduce the run (default: this
+  call)."""
+  _check_limits()
   run_config = catalog.make_config(experiment, protocol, **settings)
   workdir = workdir or workdirs.default_path(experiment)
   if command is None:
@@ -114,7 +123,8 @@ def train(experiment: str = catalog.DEFAULT, protocol: str | None = None, *,
                  *(f'{k}={v!r}' for k, v in settings.items())]
     command = f'import dnn_jax; dnn_jax.train({", ".join(arguments)})'
   results = driver.train_and_evaluate(run_config, workdir, log or (lambda line: None),
-                                      overwrite=overwrite, resume_command=resume_command,
+                                      overwrite=overwrite, restart=restart,
+                                      resume_command=resume_command,
                                       command=command)
   return Results(Path(workdir), run_config, results)
 
@@ -124,6 +134,7 @@ def evaluate(workdir: str | Path, step: int | None = None,
   """Restore the run in `workdir` (its latest checkpoint, or `step`'s) and test it: its test
   results per variant. `given` settings must agree with the run's, except those that change
   speed or location only (e.g. `eval_batch_size`, `mnist_dir`), which replace the saved ones."""
+  _check_limits()
   workdir = Path(workdir)
   saved = workdirs.load_config(workdir)
   current = catalog.make_config(given.pop('experiment', saved.experiment),

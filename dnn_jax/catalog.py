@@ -113,6 +113,8 @@ def make_config(experiment: str = DEFAULT, protocol: str | None = None,
   values = {**found.settings, **overrides}
   for name in sweep_fields():  # a list sweeps; a list of one is that value
     if isinstance(values.get(name), (list, tuple)):
+      if not values[name]:
+        raise ConfigError(f'--{name}=[]: accepted: a number, or a list of them to sweep')
       values[name] = tuple(values[name]) if len(values[name]) > 1 else values[name][0]
   choice = values.pop(task.VARIANT_SETTING)
   if choice not in (*task.VARIANTS, tasks.BOTH):

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from dnn_jax import api, catalog, tasks
+from dnn_jax import api, catalog, limits, tasks
 from dnn_jax.config import Config, flag_text
 from dnn_jax.errors import (CheckpointError, ConfigError, DatasetError, Interrupted,
-                            NothingToEvaluate, TrainingDiverged, WriteError)
-from dnn_jax.run import cluster, supervisor, workdirs
+                            NothingToEvaluate, ResourceLimit, TrainingDiverged, WorkdirMoved,
+                            WriteError)
+from dnn_jax.run import cluster, interrupts, supervisor, workdirs
 
 FLAGS = flags.FLAGS
 
@@ -31,13 +32,15 @@ FLAGS = flags.FLAGS
 EXIT_CODES: dict[type[Exception], tuple[int, str]] = {
     ConfigError: (2, ''),
     NothingToEvaluate: (1, '; train first: {train}'),
-    WriteError: (1, '; what was saved is kept: once there is room, resume with: {train}'),
+    WriteError: (1, '; what was saved is kept: once that is mended, resume with: {train}'),
+    WorkdirMoved: (1, ', then resume with: {train}'),
     CheckpointError: (1, ''),
     DatasetError: (1, ''),
     TrainingDiverged: (1, ''),
+    ResourceLimit: (1, ''),
 }
 # Interrupted (a stop at a safe point) ends with 128 + its signal, KeyboardInterrupt (a second
-# Ctrl-C) with 130, each with the command that goes on.
+# Ctrl-C) with 130, each with the command that goes on; a MemoryError with 1, naming the limit.
 
 _DEFINE = {'int': flags.DEFINE_integer, 'float': flags.DEFINE_float, 'str': flags.DEFINE_string,
            'bool': flags.DEFINE_bool}
@@ -111,7 +114,10 @@ def _define_flags() -> None:
                     "train (resuming from the workdir's checkpoints), or eval: restore and test.")
   flags.DEFINE_integer('checkpoint_step', None, 'With --mode=eval: this step instead of the '
                        'latest.')
-  flags.DEFINE_bool('overwrite', False, 'Start afresh in a workdir that holds another run.')
+  flags.DEFINE_bool('overwrite', False, 'Start afresh in a workdir that holds another run (its '
+                    'files are removed first).')
+  flags.DEFINE_bool('restart', False, 'Train from step 0 in a workdir whose checkpoints were '
+                    'all found damaged (they stay set aside); without it such a run is refused.')
   flags.DEFINE_bool('distributed', False, 'One process of a multi-process run (jax.distributed): '
                     "the coordinator's address, process count and index from the cluster's "
                     'environment (Slurm, Open MPI, TPU); the three flags below set them by hand.')
@@ -127,8 +133,8 @@ def _define_flags() -> None:
 _define_flags()
 _BY_HAND = ('coordinator_address', 'num_processes', 'process_id')
 _ADDRESS = re.compile(r'^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):(\d+)$')
-# Flags a next command sets itself (and --overwrite, which must never be repeated).
-_NOT_REPEATED = ('workdir', 'mode', 'checkpoint_step', 'overwrite')
+# Flags a next command sets itself (and --overwrite and --restart, never to be repeated).
+_NOT_REPEATED = ('workdir', 'mode', 'checkpoint_step', 'overwrite', 'restart')
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -233,6 +239,7 @@ def _quiet_about_closed_event_loops(unraisable) -> None:
 
 def main(argv: list[str]) -> int:
   del argv
+  interrupts.abort_on_signals()  # the start-up's handler said that nothing was read yet
   sys.unraisablehook = _quiet_about_closed_event_loops
   logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each
   sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, also into a pipe or file
@@ -291,7 +298,7 @@ def run(prefix: str) -> int:
       api.evaluate(workdir, FLAGS.checkpoint_step, log, **given, protocol=FLAGS.protocol)
       return 0
     api.train(FLAGS.experiment, FLAGS.protocol, workdir=workdir, overwrite=FLAGS.overwrite,
-              log=log, resume_command=commands['train'], command=next_command(None, 'train'),
+              restart=FLAGS.restart, log=log, resume_command=commands['train'], command=next_command(None, 'train'),
               **settings_given())
     log(f'to evaluate again: {commands["eval"]}')
     if prefix and not cluster.is_main():
@@ -304,15 +311,19 @@ def run(prefix: str) -> int:
   except Interrupted as e:
     error(f'{e}; resume with: {commands["train"]}')
     return 128 + e.signum
-  except KeyboardInterrupt:
-    if FLAGS.mode == 'eval':
-      error(f'aborted; nothing was changed; evaluate with: {commands["eval"]}')
-      return 130
+  except MemoryError as e:
+    error(f'error: {limits.out_of_memory(e)}')
+    return 1
+  except KeyboardInterrupt as e:
+    code = 128 + getattr(e, 'signum', 2)
+    if FLAGS.mode == 'eval' or _checks_results():
+      error(f'aborted; nothing was changed; run again with: {commands[FLAGS.mode]}')
+      return code
     steps = workdirs.saved_steps(Path(workdir))
     error('aborted; ' + (f'the checkpoints in {workdir} are kept (newest: step {steps[-1]})'
                          if steps else 'no checkpoint was written yet')
           + f'; resume with: {commands["train"]}')
-    return 130
+    return code
   except Exception as e:  # pylint: disable=broad-except
     if prefix and cluster.lost_process(e):
       error(f'error: {cluster.lost_process_line(e)}; rerun the same command on every process '

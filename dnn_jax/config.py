@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import numbers
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -27,6 +28,21 @@ class Check(NamedTuple):
 
 POSITIVE = Check(lambda v: v > 0, 'must be positive')
 NON_NEGATIVE = Check(lambda v: v >= 0, 'must be >= 0')
+
+
+def _in_float32(value: float) -> bool:
+  with np.errstate(over='ignore'):
+    return 0 < np.float32(value) < np.inf
+
+
+# A value the training step reads as float32: positive there, neither rounded to 0 nor to inf.
+POSITIVE_FLOAT32 = Check(_in_float32, 'must be positive and finite in float32 (the training '
+                         'dtype): 1.4e-45 to 3.4e+38')
+# What a setting of each declared type accepts (booleans are not numbers here), and its name.
+_TYPES = {'int': ((numbers.Integral,), int, 'a whole number'),
+          'float': ((numbers.Real,), float, 'a number'),
+          'str': ((str,), str, 'a text'),
+          'bool': ((bool, np.bool_), bool, 'True or False')}
 AUTO = 'auto'  # kernels: chosen per platform
 SEED_RANGE = (-2**31, 2**31)  # seeds are int32 on the device: seed + num_seeds must fit
 
@@ -54,7 +70,7 @@ class Config:
                        '0: from --epochs.', 0, check=NON_NEGATIVE)
   batch_size: int = setting('Examples per SGD step; a last partial batch of an epoch is dropped.',
                             check=POSITIVE)
-  learning_rate: float | tuple[float, ...] = setting('SGD learning rate.', check=POSITIVE,
+  learning_rate: float | tuple[float, ...] = setting('SGD learning rate.', check=POSITIVE_FLOAT32,
                                                      sweep=True)
   pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.',
                              choices=tuple(data.PIXEL_DIVISORS))
@@ -96,6 +112,7 @@ class Config:
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
+      object.__setattr__(self, field.name, _typed(field, getattr(self, field.name)))
       value, rules = getattr(self, field.name), field.metadata
       if rules['choices'] and value not in rules['choices']:
         raise ConfigError(f'--{field.name}={value}: accepted: {", ".join(rules["choices"])}')
@@ -158,6 +175,29 @@ class Config:
 
   def total_steps(self, num_train: int) -> int:
     return self.steps or self.epochs * self.steps_per_epoch(num_train)
+
+
+def _typed(field: dataclasses.Field, value: Any) -> Any:
+  """`value` as the plain Python type the setting declares (a sweep: a tuple of them), or a
+  ConfigError naming it: the same rule for the flags, the API and config.json."""
+  if field.name == 'variants':
+    if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
+      return value
+    raise ConfigError(f'variants={value!r}: accepted: a tuple of variant names')
+  kind = field.type.split(' ')[0]
+  classes, convert, accepted = _TYPES[kind]
+  if field.metadata['sweep'] and isinstance(value, (tuple, list)):
+    return tuple(_typed_item(field.name, value, v, classes, convert, accepted) for v in value)
+  return _typed_item(field.name, value, value, classes, convert, accepted)
+
+
+def _typed_item(name: str, whole: Any, value: Any, classes, convert, accepted: str) -> Any:
+  is_bool = isinstance(value, (bool, np.bool_))
+  if not isinstance(value, classes) or (is_bool and convert is not bool):
+    sweep = ', or a list of them to sweep' if whole is not value or name in sweep_fields() else ''
+    raise ConfigError(f'--{name}={flag_text(whole)}: accepted: {accepted}{sweep} (not '
+                      f'{type(value).__name__} {value!r})')
+  return convert(value)
 
 
 def sweep_fields() -> tuple[str, ...]:

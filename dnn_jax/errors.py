@@ -12,6 +12,14 @@ class WorkdirBusy(ConfigError):
   """Another run holds the workdir's lock."""
 
 
+class ResourceLimit(Exception):
+  """A process limit (memory, open files) too low for the run."""
+
+
+class WorkdirMoved(Exception):
+  """The workdir was renamed, removed or replaced while a run held it."""
+
+
 class DatasetError(Exception):
   """The dataset is missing or corrupt."""
 
@@ -26,6 +34,10 @@ class CheckpointError(Exception):
 
 class NothingToEvaluate(CheckpointError):
   """Evaluation asked of a workdir that holds no run, or no checkpoint yet."""
+
+
+class OtherRun(CheckpointError):
+  """A checkpoint of another run, or of a layout this version does not read: left in place."""
 
 
 class OtherPlacement(CheckpointError):

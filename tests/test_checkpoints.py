@@ -32,7 +32,8 @@ def test_round_trip_preserves_structure_and_values(tmp_path):
   item = dict(state=state, data_keys=jax.random.key_data(data_keys), losses=np.arange(6.0))
   ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3)
   ckpts.save(7, item)
-  restored = ckpts.restore(checkpoints.abstract(item), None, print)
+  restored, numerics = ckpts.restore(checkpoints.abstract(item), None, print)
+  assert numerics == []
   assert int(restored['state'].step[0]) == 7
   assert jax.tree.structure(restored) == jax.tree.structure(item)
   assert isinstance(restored['state'], training.TrainState)
@@ -79,7 +80,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
   else:
     next(p for _, p in files if p.name == '_METADATA').unlink()
   messages = []
-  item = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3).restore(
+  item, _ = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=3).restore(
       checkpoints.abstract(dict(state=state)), None, messages.append)
   assert int(item['state'].step[0]) == 1
   assert 'step 2' in messages[0] and 'unreadable' in messages[0]

@@ -261,7 +261,7 @@ def checkpoints_a_file(workdir):
     (a_file, 'is a file'),
     (under_a_file, 'cannot be made'),
     (lambda workdir: '/proc/dnn_jax_w', 'cannot be made'),
-    (checkpoints_a_file, 'is a file where the logistic checkpoints go'),
+    (checkpoints_a_file, 'is a file where the run writes its checkpoints/logistic folder'),
 ], ids=['file', 'under_a_file', 'proc', 'checkpoints_a_file'])
 def test_an_unusable_workdir_is_refused_before_anything_is_written(tmp_path, make, problem):
   workdir = make(tmp_path / 'w')
@@ -325,5 +325,5 @@ def test_ctrl_c_while_importing_is_one_line_and_writes_nothing(tmp_path):
   process.send_signal(signal.SIGINT)
   _, stderr = process.communicate(timeout=60)
   assert process.returncode == 130 and stderr.strip().splitlines() == [
-      'interrupted by signal 2 while starting: nothing was written']
+      'interrupted by signal 2 while starting, before anything was read or written']
   assert not (tmp_path / 'w').exists()

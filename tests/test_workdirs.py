@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from dnn_jax.run import workdirs
+from dnn_jax.run import driver, workdirs
 from dnn_jax.errors import ConfigError
 from tests.conftest import small_config
 
@@ -18,7 +18,8 @@ def test_mismatched_config_is_refused_naming_the_fields(tmp_path):
                      r"\(saved 2, now 3\)\. .*--overwrite"):
     workdirs.check_config(tmp_path, small_config(num_seeds=3, learning_rate=0.1))
   (tmp_path / 'checkpoints').mkdir()
-  workdirs.check_config(tmp_path, small_config(num_seeds=3), overwrite=True)
+  workdirs.check_config(tmp_path, small_config(num_seeds=3), driver.layout(small_config()),
+                        overwrite=True)
   assert not (tmp_path / 'checkpoints').exists()
   assert json.loads((tmp_path / 'config.json').read_text())['num_seeds'] == 3
   assert workdirs.load_config(tmp_path) == small_config(num_seeds=3)

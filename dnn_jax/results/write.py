@@ -19,6 +19,20 @@ from dnn_jax.results.plots import Shown
 SMOOTHING = 500  # steps averaged in the loss figure of batch-1 runs
 MISCLASSIFIED_SHOWN = 64
 RESULTS_FILE, REPORT_FILE = 'results.json', 'report.md'
+TABLE_FILES = ('variance_table.md', 'sweep_table.md')  # of seeds; of a sweep
+LOSS_FIGURE, ACCURACY_FIGURE, CONFUSION_FIGURE, MISCLASSIFIED_FIGURE = FIGURES = (
+    'loss_curve.png', 'accuracy_curve.png', 'confusion.png', 'misclassified.png')
+SWEEP_FIGURE = 'sweep.png'
+
+
+def file_names(task: ModuleType) -> tuple[str, ...]:
+  """Every file `write` may write for a run of `task`, results.json first."""
+  return (RESULTS_FILE, *TABLE_FILES, REPORT_FILE, *FIGURES, SWEEP_FIGURE, *task.FIGURES)
+
+
+def bytes_estimate(config: Config) -> int:
+  """A generous bound on the bytes `write` writes: figures, tables, report and results.json."""
+  return 4 * 2**20 + 4096 * config.num_models * len(config.variants)
 
 
 def write(config: Config, task: ModuleType, trained: Mapping[str, Any],
@@ -39,20 +53,20 @@ def write(config: Config, task: ModuleType, trained: Mapping[str, Any],
                  variants=variants)
   window = SMOOTHING if config.batch_size == 1 else 1
   figures = {
-      'loss_curve.png': lambda path: plots.loss_curves(
+      LOSS_FIGURE: lambda path: plots.loss_curves(
           {v: t.step_losses for v, t in trained.items()}, path, title, window=window),
-      'accuracy_curve.png': lambda path: plots.accuracy_curves(
+      ACCURACY_FIGURE: lambda path: plots.accuracy_curves(
           {v: t.test_accuracy for v, t in trained.items()}, path, title)}
   rows = None
   if len(config.grid) > 1:
     rows = sweeps.summarize(variants, config)
-    table, table_file = sweeps.table(rows, config), 'sweep_table.md'
+    table, table_file = sweeps.table(rows, config), TABLE_FILES[1]
     results.update(sweep=rows, sweep_table=table)
     swept = next(iter(config.grid[0]))
-    figures['sweep.png'] = lambda path: plots.sweep_curves(rows, swept, path, title)
+    figures[SWEEP_FIGURE] = lambda path: plots.sweep_curves(rows, swept, path, title)
   else:
     seeds = list(range(config.seed, config.seed + config.num_seeds))
-    table, table_file = stats.variance_table(variants, seeds), 'variance_table.md'
+    table, table_file = stats.variance_table(variants, seeds), TABLE_FILES[0]
     summaries = {v: {key: stats.summary(r[key]) for key, _, _ in stats.TABLE_METRICS}
                  for v, r in variants.items()}
     if len(variants) == 2:
@@ -68,6 +82,7 @@ def write(config: Config, task: ModuleType, trained: Mapping[str, Any],
       for v, m in shown_models.items()) if rows else '')
   figures.update(_result_figures(config, task, trained, shown_models, test_split, shown_title))
   figures.update(task.figures(shown, train_split, shown_title))
+  assert set(figures) <= set(file_names(task)), 'a figure is missing from file_names'
   log(table)
   if not on_disk:
     return results
@@ -109,10 +124,10 @@ def _result_figures(config: Config, task: ModuleType, trained: Mapping[str, Any]
                        [f'{names[true_class[i]]}\u2192{names[predicted[i]]}' for i in shown])
   wrong_title = f'Test images got wrong (true\u2192predicted): {title}'
   return {
-      'confusion.png': lambda path: plots.matrices(
+      CONFUSION_FIGURE: lambda path: plots.matrices(
           confusion, path, f'Confusion on the test set: {title}', 'predicted', 'true', names,
           names, 'd', log=True),
-      'misclassified.png': lambda path: plots.mosaic(blocks, path, wrong_title),
+      MISCLASSIFIED_FIGURE: lambda path: plots.mosaic(blocks, path, wrong_title),
   }
 
 

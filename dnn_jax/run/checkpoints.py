@@ -9,34 +9,52 @@ writes and reads its own devices' shards, and process 0 alone changes the folder
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import resource
 import shutil
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 from dnn_jax.core import training
-from dnn_jax.errors import (CheckpointError, NothingToEvaluate, OtherPlacement, WriteError,
-                            first_line)
+from dnn_jax.errors import (CheckpointError, NothingToEvaluate, OtherPlacement, OtherRun,
+                            WorkdirMoved, WriteError, first_line)
 from dnn_jax.run import cluster
 from dnn_jax.run.history import History
+from dnn_jax.run.identity import LAYOUT
+from dnn_jax.run.identity import differences as identity_differences
+
+# What a refusal for want of an intact checkpoint offers.
+RESTART_OR_OVERWRITE = ('--restart trains from step 0 (the damaged checkpoints stay where they '
+                        'are), --overwrite starts afresh')
 
 SHA256_ROWS = 'sha256_rows'  # the key of the arrays' checksum in a checkpoint's metadata
 UNFINISHED = '.orbax-checkpoint-tmp'  # in the name of a save that did not complete
+SET_ASIDE = '-unreadable'  # <directory>-unreadable/<step>: the damaged checkpoints
+
+
+class Unverified(CheckpointError):
+  """A checkpoint without the sha256 of its arrays: it cannot be told from a damaged one."""
 
 
 class Checkpoints:
   """The checkpoints of one variant in `directory`, `keep` newest kept; each carries a sha256
-  of its arrays, checked on restore. Opened for writing (only under the workdir's lock), it
-  first removes the unfinished saves a killed run left; `read_only` changes nothing."""
+  of its arrays, checked on restore, and `record` (the run's identity and the variant): a
+  checkpoint of another run, or of another layout, is refused and left where it is. Opened
+  for writing (only under the workdir's lock), it first removes the unfinished saves a killed
+  run left, and before each save calls `guard` (on process 0; it raises to stop the save);
+  `read_only` changes nothing."""
 
-  def __init__(self, directory: str | Path, keep: int, read_only: bool = False):
+  def __init__(self, directory: str | Path, keep: int, read_only: bool = False,
+               record: dict[str, Any] | None = None, guard: Callable[[], None] | None = None):
     self.directory = Path(directory).absolute()
+    self.record, self._guard = record, guard
     if read_only and not self.directory.is_dir():
       raise NothingToEvaluate(f'no checkpoint in {self.directory}')
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
@@ -46,15 +64,28 @@ class Checkpoints:
     if not read_only and cluster.is_main():
       self._remove_unfinished()
 
+  @property
+  def aside(self) -> Path:
+    return self.directory.with_name(self.directory.name + SET_ASIDE)
+
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, item: Any) -> None:
-    """Save `item` at `step`; on failure (a full disk), remove what was half written and raise
-    `WriteError`: the previous checkpoints stay as they were."""
+  def lost(self) -> bool:
+    """Whether every checkpoint this variant had was found damaged and set aside."""
+    return not self.steps() and self.aside.is_dir() and any(self.aside.iterdir())
+
+  def save(self, step: int, item: Any, numerics: Sequence[dict[str, Any]] = ()) -> None:
+    """Save `item` at `step` with its sha256, the record and `numerics`; on failure (a full
+    disk), remove what was half written and raise `WriteError`: the previous checkpoints stay
+    as they were."""
+    if self._guard:
+      cluster.on_main(self._guard, (WorkdirMoved,))
+    metadata = {SHA256_ROWS: digest(item), 'layout': LAYOUT, **(self.record or {}),
+                'numerics': list(numerics)}
     try:
       self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
-                         custom_metadata={SHA256_ROWS: digest(item)})
+                         custom_metadata=metadata)
     except Exception as e:  # orbax/tensorstore raise many types for a failed write
       if cluster.lost_process(e):
         raise
@@ -64,12 +95,14 @@ class Checkpoints:
                        f'({_os_error(e) or first_line(e)})') from None
 
   def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None],
-              set_aside: bool = True) -> Any:
-    """The item saved at `step`, or at the newest intact checkpoint when `step` is None.
+              set_aside: bool = True) -> tuple[Any, list[dict[str, Any]]] | None:
+    """(the item, the numerics it was trained with) saved at `step`, or at the newest intact
+    checkpoint when `step` is None.
 
-    An unreadable checkpoint (damaged files, or arrays that fail their sha256) is reported
-    and the next older one tried; with `set_aside` it is first moved to
-    `<directory>-unreadable/`. None only when there are no checkpoints at all.
+    An unreadable checkpoint (damaged files, arrays that fail their sha256, or no sha256) is
+    reported and the next older one tried; with `set_aside` it is first moved to
+    `<directory>-unreadable/`. One of another run or layout stops the restore, moving nothing.
+    None only when there are no checkpoints at all.
     """
     steps = self.steps()
     if step is not None and step not in steps:
@@ -79,24 +112,50 @@ class Checkpoints:
     for candidate in candidates:
       try:
         return self._restore_verified(candidate, abstract_item)
-      except OtherPlacement:
+      except (OtherPlacement, OtherRun):
         raise
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
         if cluster.lost_process(e):
           raise
-        log(f'WARNING: the checkpoint at step {candidate} in {self.directory} is unreadable '
+        what = 'unverified' if isinstance(e, Unverified) else 'unreadable'
+        log(f'WARNING: the checkpoint at step {candidate} in {self.directory} is {what} '
             f'({first_line(e)}); ' + ('moving it aside and trying the previous one'
                                        if set_aside else 'trying the previous one'))
         if set_aside:
           self._set_aside(candidate)
     if candidates:
-      raise CheckpointError(f'no intact checkpoint in {self.directory}; pass --overwrite to '
-                            'start afresh')
+      raise CheckpointError(f'no intact checkpoint in {self.directory}; {RESTART_OR_OVERWRITE}')
     return None
 
-  def _restore_verified(self, step: int, abstract_item: dict[str, Any]) -> dict[str, Any]:
+  def _check_record(self, step: int) -> dict[str, Any]:
+    """The checkpoint's metadata, once it is known to be of this run and this layout."""
+    saved = self._manager.metadata(step).custom_metadata or {}
+    if SHA256_ROWS not in saved:
+      raise Unverified('no sha256 of its arrays was saved with it')
+    layout = saved.get('layout', 1)
+    where = f'the checkpoint at step {step} in {self.directory}'
+    if layout != LAYOUT:
+      raise OtherRun(f'{where} was written by dnn_jax {saved.get("dnn_jax", "before 0.1.0")} '
+                     f'in checkpoint layout {layout}, and this version reads layout {LAYOUT}: '
+                     'resume it with the version that wrote it, or pass --overwrite to start '
+                     'afresh (it is left where it is)')
+    if self.record and (saved.get('identity'), saved.get('variant')) != (
+        self.record['identity'], self.record['variant']):
+      differing = identity_differences(saved.get('settings', {}), self.record['settings'],
+                                       'checkpoint', 'this run')
+      if saved.get('variant') != self.record['variant']:
+        differing.insert(0, f'variant (checkpoint {saved.get("variant")!r}, this run '
+                            f'{self.record["variant"]!r})')
+      raise OtherRun(f'{where} is of another run: {"; ".join(differing) or "another identity"}; '
+                     'it is left where it is: use the workdir it came from, or --overwrite to '
+                     'start afresh here')
+    return saved
+
+  def _restore_verified(self, step: int, abstract_item: dict[str, Any]
+                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The checkpoint at `step`, restored into `abstract_item` and checked against its
-    sha256."""
+    record and sha256; and its numerics."""
+    saved_record = self._check_record(step)
     saved = self._manager.item_metadata(step)
     saved_models, models = (item['data_keys'].shape[0] if 'data_keys' in item.keys() else None
                             for item in (saved, abstract_item))
@@ -115,16 +174,14 @@ class Checkpoints:
     failed = np.flatnonzero(cluster.every_process(int(error is not None)))  # every process decides
     if failed.size:
       raise error or CheckpointError(f'process {failed[0]} cannot read its part')
-    saved_sums = self._manager.metadata(step).custom_metadata or {}
-    if SHA256_ROWS in saved_sums and saved_sums[SHA256_ROWS] != digest(item):
+    if saved_record[SHA256_ROWS] != digest(item):
       raise CheckpointError('its arrays do not match the sha256 saved with them')
-    return item
+    return item, list(saved_record.get('numerics', []))
 
   def _set_aside(self, step: int) -> None:
     if cluster.is_main():
-      aside = self.directory.with_name(self.directory.name + '-unreadable')
-      aside.mkdir(parents=True, exist_ok=True)
-      shutil.move(str(self.directory / str(step)), str(aside / str(step)))
+      self.aside.mkdir(parents=True, exist_ok=True)
+      shutil.move(str(self.directory / str(step)), str(self.aside / str(step)))
     cluster.sync(f'set aside {self.directory} {step}')
     self._manager.reload()  # forget the step that was moved away
 
@@ -166,13 +223,17 @@ def _hash_rows(array: np.ndarray) -> np.ndarray:
 
 
 def _os_error(error: BaseException) -> str | None:
-  """The operating system's reason within `error` (tensorstore writes its code in the text)."""
+  """The operating system's reason within `error` (tensorstore writes its code in the text),
+  with the limit where it is the open-files one."""
   while error is not None:
-    if isinstance(error, OSError) and error.strerror:
-      return error.strerror
-    code = re.search(r"os_error_code='(\d+)'", str(error))
+    code = error.errno if isinstance(error, OSError) and error.strerror else None
+    found = re.search(r"os_error_code='(\d+)'", str(error))
+    code = code or (int(found.group(1)) if found else None)
+    if code == errno.EMFILE:
+      limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+      return f'{os.strerror(code)}: the open-files limit, ulimit -n, is {limit}'
     if code:
-      return os.strerror(int(code.group(1)))
+      return os.strerror(code)
     error = error.__cause__ or error.__context__
   return None
 
@@ -185,25 +246,29 @@ def abstract(item: Any) -> Any:
 
 
 class Snapshot(NamedTuple):
-  """A variant's training at one step: everything a checkpoint of it holds."""
+  """A variant's training at one step: everything a checkpoint of it holds. `numerics`: how
+  the steps so far were computed, a record per stretch of them (`loop.numerics`)."""
   state: training.TrainState
   data_keys: jax.Array
   history: History
+  numerics: tuple[dict[str, Any], ...] = ()
 
 
 def save_snapshot(ckpts: Checkpoints, step: int, snapshot: Snapshot) -> None:
-  ckpts.save(step, _item(snapshot))
+  ckpts.save(step, _item(snapshot), snapshot.numerics)
 
 
 def restore_snapshot(ckpts: Checkpoints, like: Snapshot, step: int | None,
                      log: Callable[[str], None], set_aside: bool = True) -> Snapshot | None:
   """The snapshot saved at `step` (None: the newest intact), shaped `like` (abstract values
   will do); None if nothing is saved. See `Checkpoints.restore` for `set_aside`."""
-  item = ckpts.restore(abstract(_item(like)), step, log, set_aside)
-  if item is None:
+  restored = ckpts.restore(abstract(_item(like)), step, log, set_aside)
+  if restored is None:
     return None
+  item, numerics = restored
   history = History(**{name: np.asarray(item[name]) for name in History._fields})
-  return Snapshot(item['state'], jax.random.wrap_key_data(item['data_keys']), history)
+  return Snapshot(item['state'], jax.random.wrap_key_data(item['data_keys']), history,
+                  tuple(numerics))
 
 
 def size_bytes(snapshot: Snapshot) -> int:

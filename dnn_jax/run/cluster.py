@@ -71,6 +71,14 @@ def gather(array: np.ndarray) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(array))
 
 
+def gather_bytes(data: bytes, size: int) -> list[bytes]:
+  """Each process's `data` (at most `size` bytes), by process index (a collective)."""
+  row = np.zeros(size + 4, np.uint8)
+  row[:4] = np.frombuffer(np.uint32(len(data)).tobytes(), np.uint8)
+  row[4:4 + len(data)] = np.frombuffer(data, np.uint8)
+  return [bytes(r[4:4 + int(np.frombuffer(r[:4].tobytes(), np.uint32)[0])]) for r in gather(row)]
+
+
 def every_process(value: int) -> np.ndarray:
   """Each process's `value` (0 to 2**64 - 1), by process index (a collective; in one
   process, `[value]`). Sent as two 32-bit halves: JAX computes in 32 bits by default."""

@@ -11,16 +11,33 @@ from typing import Callable
 import jax
 
 
+class Aborted(KeyboardInterrupt):
+  """Ctrl-C or SIGTERM where no stop at a safe point is offered: the run ends at once."""
+
+  def __init__(self, signum: int):
+    super().__init__(signum)
+    self.signum = signum
+
+
+def abort_on_signals() -> None:
+  """From here on (outside `stop_requests`), SIGINT and SIGTERM raise `Aborted`."""
+  def handle(signum, frame):
+    del frame
+    raise Aborted(signum)
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, handle)
+
+
 @contextlib.contextmanager
 def stop_requests(log: Callable[[str], None]):
   """Within the block, a first SIGINT or SIGTERM is recorded in the yielded list, for the
-  training loop to honour at its next safe point; a second one raises KeyboardInterrupt."""
+  training loop to honour at its next safe point; a second one raises `Aborted`."""
   requests: list[int] = []
 
   def handle(signum, frame):
     del frame
     if requests:
-      raise KeyboardInterrupt
+      raise Aborted(signum)
     requests.append(signum)
     log(f'signal {signum}: stopping after the current chunk with a checkpoint (or before '
         'training starts); send it again to abort at once')

@@ -71,15 +71,16 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
   start_from = ready.untrained()._replace(state=compiled.state)
   if ckpts:
     start_from = checkpoints.restore_snapshot(ckpts, start_from, None, log) or start_from
-  state, data_keys, history = start_from
+  state, data_keys, history, trained_with = start_from
   step = int(cluster.host(state.step)[0])
   if step:  # checkpoints are written after a chunk, so only a restored state is past 0
     log(f'[{variant}] Resuming from checkpoint at epoch {step // spec.steps_per_epoch}, '
         f'step {step}')
+  computed = _numerics_so_far(trained_with, numerics(config, spec), step, variant, log)
   if metrics_log:
     metrics_log.start(variant, spec, history, step, num_models)
 
-  signum = _stop_signal(stops) if step < spec.total_steps else 0
+  signum = stop_signal(stops) if step < spec.total_steps else 0
   if signum:
     raise Interrupted(
         f'[{variant}] interrupted by signal {signum} before training on from step {step}: '
@@ -115,10 +116,11 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
     if epoch_ended:
       log(_epoch_line(variant, history, spec, epoch, step, diverged, num_models))
     if ckpts:
-      checkpoints.save_snapshot(ckpts, step, checkpoints.Snapshot(state, data_keys, history))
+      checkpoints.save_snapshot(ckpts, step,
+                                checkpoints.Snapshot(state, data_keys, history, computed))
     if metrics_log:
       metrics_log.append(metrics.record(variant, spec, history, step, num_models))
-    signum = _stop_signal(stops)
+    signum = stop_signal(stops)
     if signum:
       raise Interrupted(
           f'[{variant}] interrupted by signal {signum} at epoch {epoch + 1}, step {step}: '
@@ -139,7 +141,7 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
       test_loss_per_epoch=_json_floats(history.test_loss[:num_models]),
       compile_time_s=compiled.compile_time_s, train_time_s=train_time, eval_time_s=eval_time,
       epoch_time_s=history.epoch_times.tolist(), eval_time_per_epoch_s=history.eval_times.tolist(),
-      models_per_chunk=spec.models_per_chunk,
+      models_per_chunk=spec.models_per_chunk, numerics=list(computed),
       peak_device_memory_bytes=(jax.local_devices()[0].memory_stats() or {}).get(
           'peak_bytes_in_use'),
       xla_memory_estimate_bytes=compiled.memory_estimate_bytes)
@@ -148,7 +150,30 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
                        history.test_accuracy[:num_models], params, tested.predictions)
 
 
-def _stop_signal(stops: Sequence[int]) -> int:
+def numerics(config: Config, spec: training.TrainSpec) -> dict[str, Any]:
+  """How a model's arithmetic is carried out, beside its identity: a model's numbers are the
+  same bit for bit only where this is the same too (else the same to float rounding)."""
+  return dict(models_per_chunk=spec.models_per_chunk, kernels=config.kernels,
+              micro_batches=config.micro_batches, platform=jax.default_backend(),
+              devices=jax.device_count())
+
+
+def _numerics_so_far(trained_with: Sequence[dict[str, Any]], now: dict[str, Any], step: int,
+                     variant: str, log: Callable[[str], None]) -> tuple[dict[str, Any], ...]:
+  """The numerics of each stretch of steps, this run's from `step` on; a warning where a
+  resumed run computes otherwise than the steps before it."""
+  if not trained_with:
+    return (dict(now, from_step=step),)
+  before = {k: v for k, v in trained_with[-1].items() if k != 'from_step'}
+  if before == now:
+    return tuple(trained_with)
+  changed = ', '.join(f'{k} {now[k]} (was {before.get(k)})' for k in now if before.get(k) != now[k])
+  log(f'WARNING: [{variant}] resuming at step {step} with {changed}: from here the numbers '
+      "match an uninterrupted run's to float rounding, not bit for bit")
+  return (*trained_with, dict(now, from_step=step))
+
+
+def stop_signal(stops: Sequence[int]) -> int:
   """The signal that asked to stop, in this process or any other (so that all stop at the
   same point); 0 if none did."""
   return int(cluster.every_process(stops[0] if stops else 0).max())

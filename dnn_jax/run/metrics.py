@@ -39,6 +39,12 @@ def call_ends(spec: training.TrainSpec) -> list[int]:
   return sorted(ends)
 
 
+def bytes_estimate(spec: training.TrainSpec, num_models: int) -> int:
+  """A generous bound on the bytes of metrics.jsonl and TensorBoard events of a variant (a
+  line and its events per call: about 0.6 kB and 0.1 kB per model measured, doubled)."""
+  return len(call_ends(spec)) * (1600 + 320 * num_models)
+
+
 def record(variant: str, spec: training.TrainSpec, history: History, step: int,
            num_models: int) -> dict[str, Any]:
   """The line of `variant` at `step` (a call's end): the epoch so far, from `history`."""

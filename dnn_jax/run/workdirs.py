@@ -1,6 +1,7 @@
-"""A run's folder: checked usable before anything is written, locked for one training run at a
-time, and its identity, the configuration saved as config.json, which a resumed or evaluated
-run must agree with (on the settings that change the numbers)."""
+"""A run's folder: checked usable before anything is written (every path the run writes, its
+free space), locked for one training run at a time (or any number of evaluations), watched
+for being moved while held, and its identity, config.json, which a resumed or evaluated run
+must agree with."""
 
 from __future__ import annotations
 
@@ -9,18 +10,29 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple
 
-from dnn_jax.config import Config, identity_fields
-from dnn_jax.errors import ConfigError, NothingToEvaluate, WorkdirBusy
+from dnn_jax.config import Config
+from dnn_jax.errors import (ConfigError, NothingToEvaluate, WorkdirBusy, WorkdirMoved,
+                            WriteError)
 from dnn_jax.results import files
+from dnn_jax.run import identity
 
 CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'  # <workdir>/checkpoints/<variant>/<step>
-LOCK_FILE = '.lock'          # holds the process id of the training run that locks the workdir
-OUTPUTS_BYTES = 4 * 2**20    # results.json, tables, figures, metrics, report (~1 MiB), generously
+LOCK_NOTE = '.lock'          # who holds the workdir's lock (the lock itself is on the folder)
+TEMPORARY = '.*.tmp'         # what an atomic write killed midway leaves (files.write_atomic)
+MARGIN = 1.5                 # the free-space check asks this times the estimated need
+
+
+class Layout(NamedTuple):
+  """What a run writes in its workdir, besides config.json: files (results.json first) and
+  folders."""
+  files: tuple[str, ...]
+  folders: tuple[str, ...]
 
 
 def default_path(experiment: str) -> str:
@@ -34,67 +46,140 @@ def _unusable(workdir: Path, why: str) -> ConfigError:
                      'one can be made')
 
 
-def prepare(workdir: Path, variants: Sequence[str], checkpoint_bytes: Sequence[int],
-            keep: int) -> None:
+def check_path(workdir: Path) -> None:
+  """A path the filesystem can hold: each name within its limit, the whole within its own."""
+  absolute = Path(os.path.abspath(workdir))
+  existing = next(p for p in (absolute, *absolute.parents) if _exists(p))
+  name_max = os.pathconf(existing, 'PC_NAME_MAX')
+  path_max = os.pathconf(existing, 'PC_PATH_MAX')
+  long_name = next((part for part in absolute.parts if len(part.encode()) > name_max), None)
+  if long_name is not None:
+    raise _unusable(workdir, f'has a name of {len(long_name.encode())} bytes, over the '
+                    f'filesystem\'s {name_max}')
+  if len(str(absolute).encode()) + 64 > path_max:  # room for the run's own files below it
+    raise _unusable(workdir, f'is {len(str(absolute).encode())} bytes long, too near the '
+                    f'filesystem\'s {path_max} for the files a run writes below it')
+
+
+def _exists(path: Path) -> bool:
+  try:
+    os.stat(path)
+    return True
+  except OSError:
+    return False
+
+
+def prepare(workdir: Path, layout: Layout, need_bytes: int) -> None:
   """Make `workdir` (and its parents) unless it exists, and check that it can hold the run.
 
   One line, and the disk left as it was, where it is a file or under one, holds a file where
-  a variant's checkpoints go, cannot be made, or its disk has no room for `keep` + 1
-  checkpoints of each variant (sizes `checkpoint_bytes`; those already there are replaced)
-  and the outputs.
+  a folder of the run goes (or a folder where a file goes), cannot be made, or its disk has
+  no room for MARGIN x `need_bytes` (less the checkpoints already there, which are replaced).
   """
+  check_path(workdir)
   if workdir.exists() and not workdir.is_dir():
     raise _unusable(workdir, 'is a file')
-  for variant in variants:
-    path = workdir / CHECKPOINTS / variant
-    if path.exists() and not path.is_dir():
-      raise ConfigError(f'{path} is a file where the {variant} checkpoints go: move it away, or '
-                        'use another --workdir')
+  for name in (*layout.folders, *layout.files, CONFIG_FILE):
+    path, folder = workdir / name, name in layout.folders
+    if path.is_symlink() or (path.exists() and path.is_dir() != folder):
+      what = 'a link' if path.is_symlink() else 'a folder' if path.is_dir() else 'a file'
+      raise ConfigError(f'{path} is {what} where the run writes its {name} '
+                        f'{"folder" if folder else "file"}: move it away, or use another '
+                        '--workdir')
   made = [p for p in (workdir.absolute(), *workdir.absolute().parents) if not p.exists()]
   try:
     workdir.mkdir(parents=True, exist_ok=True)
   except OSError as e:
     raise _unusable(workdir, f'cannot be made ({e.strerror})') from None
-  need = (keep + 1) * sum(checkpoint_bytes) + OUTPUTS_BYTES - _bytes_under(workdir / CHECKPOINTS)
+  need = int(MARGIN * need_bytes) - _bytes_under(workdir / CHECKPOINTS)
   free = shutil.disk_usage(workdir).free
   if need > free:
     for folder in made:  # the deepest first: leave the disk as it was
       folder.rmdir()
     raise ConfigError(f'--workdir={workdir} has {free / 2**20:.1f} MiB free, and the run needs '
-                      f'about {need / 2**20:.1f} MiB ({keep + 1} checkpoints of each variant and '
-                      'the outputs); free some space, lower --keep_checkpoints, or use another '
+                      f'about {need / 2**20:.1f} MiB (its checkpoints, metrics and outputs, with '
+                      'a margin); free some space, lower --keep_checkpoints, or use another '
                       '--workdir')
 
 
-@contextlib.contextmanager
-def lock(workdir: Path, shared: bool = False) -> Iterator[None]:
-  """Hold `workdir`'s lock for the block: exclusive for a training run, shared for evaluations
-  (a workdir never trained in by this version has no lock file, and is not locked). The OS
-  releases it when the process ends, however it ends."""
-  path = workdir / LOCK_FILE
-  if shared and not path.exists():
-    yield
-    return
+class Claim:
+  """The workdir as this process holds it: locked, and known by its device and inode, so that
+  a workdir moved, removed or replaced while held is noticed (`check`)."""
+
+  def __init__(self, workdir: Path, fd: int):
+    self.workdir, self._fd = workdir, fd
+    status = os.fstat(fd)
+    self._identity = (status.st_dev, status.st_ino)
+
+  def check(self) -> None:
+    """Raise WorkdirMoved if `workdir` is no longer the folder this process locked."""
+    try:
+      status = os.stat(self.workdir)
+      here = (status.st_dev, status.st_ino) == self._identity
+    except OSError:
+      here = False
+    if not here:
+      raise WorkdirMoved(f'--workdir={self.workdir} was moved or replaced while this run held it '
+                         f'(the folder it locked is now {_where(self._fd)}): nothing more is '
+                         'written; move it back')
+
+
+def _where(fd: int) -> str:
   try:
-    fd = os.open(path, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o644)
+    return os.readlink(f'/proc/self/fd/{fd}')
+  except OSError:
+    return 'elsewhere'
+
+
+@contextlib.contextmanager
+def lock(workdir: Path, shared: bool = False) -> Iterator[Claim]:
+  """Hold `workdir` for the block: exclusively for a training run, shared for evaluations.
+  The lock is on the folder itself (nothing a user can delete or link away); a training run
+  also leaves a note of who holds it in LOCK_NOTE. The OS releases the lock when the process
+  ends, however it ends."""
+  if shared and not workdir.is_dir():
+    raise NothingToEvaluate(f'{workdir} holds no run ({CONFIG_FILE} not found)')
+  try:
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
   except OSError as e:
-    raise _unusable(workdir, f'is not writable ({e.strerror})') from None
+    raise _unusable(workdir, f'cannot be opened ({e.strerror})') from None
   try:
     try:
       fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
-      holder = os.pread(fd, 20, 0).decode(errors='replace').strip() or 'unknown'
-      raise WorkdirBusy(f'--workdir={workdir} is in use by a training run (process {holder}); '
-                        'wait for it to end, or use another --workdir') from None
+      raise WorkdirBusy(f'--workdir={workdir} is in use by {_holder(workdir, fd)}; wait for it '
+                        'to end, or use another --workdir') from None
     if not shared:
       try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-      except OSError as e:
-        raise _unusable(workdir, f'is not writable ({e.strerror})') from None
-    yield
+        files.write_json(workdir / LOCK_NOTE, dict(pid=os.getpid(), host=socket.gethostname(),
+                                                   doing='training'))
+      except WriteError as e:
+        raise _unusable(workdir, f'is not writable ({str(e).rsplit(": ", 1)[-1]})') from None
+    yield Claim(workdir, fd)
   finally:
     os.close(fd)
+
+
+def _holder(workdir: Path, fd: int) -> str:
+  """Who holds the lock on `workdir`: 'a training run (process 123)' or 'an evaluation (process
+  456)', from the kernel's table of locks (Linux) or else the holder's note."""
+  status = os.fstat(fd)
+  device = f'{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}'
+  holders = []
+  with contextlib.suppress(OSError):
+    for line in Path('/proc/locks').read_text().splitlines():
+      fields = line.split()
+      if len(fields) > 5 and fields[1] == 'FLOCK' and fields[5] == device:
+        holders.append((fields[3], fields[4]))
+  if holders:
+    kinds = {'WRITE': 'a training run', 'READ': 'an evaluation'}
+    access = holders[0][0]
+    pids = ', '.join(sorted({pid for a, pid in holders if a == access}, key=int))
+    return f'{kinds.get(access, "another run")} (process {pids})'
+  with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+    note = json.loads((workdir / LOCK_NOTE).read_text())
+    return f'a training run (process {int(note["pid"])} on {note["host"]})'
+  return 'another run'
 
 
 def _bytes_under(folder: Path) -> int:
@@ -109,6 +194,7 @@ def _bytes_under(folder: Path) -> int:
 
 def saved_config(workdir: Path) -> dict[str, Any]:
   """The configuration saved in `workdir` by the run that trained there, as JSON values."""
+  check_path(workdir)
   path = workdir / CONFIG_FILE
   if not path.exists():
     raise NothingToEvaluate(f'{workdir} holds no run ({CONFIG_FILE} not found)')
@@ -120,6 +206,14 @@ def saved_config(workdir: Path) -> dict[str, Any]:
   if not isinstance(saved, dict):
     raise ConfigError(f'{path} holds a JSON {type(saved).__name__}, not a configuration; use '
                       'another --workdir, or --overwrite to start afresh there')
+  if 'identity' not in saved:
+    raise ConfigError(f'{path} was written by an earlier version of dnn_jax (it holds no run '
+                      'identity); use another --workdir, or --overwrite to start afresh there')
+  names = saved.get('settings') if isinstance(saved.get('settings'), dict) else {}
+  if saved['identity'] != identity.digest({k: saved.get(k) for k in names}):
+    raise ConfigError(f'{path} was changed after its run wrote it (its settings no longer match '
+                      'the identity saved with them): put it back, use another --workdir, or '
+                      '--overwrite to start afresh there')
   return saved
 
 
@@ -132,33 +226,48 @@ def load_config(workdir: Path) -> Config:
                       ) from None
 
 
-def check_config(workdir: Path, config: Config, overwrite: bool = False,
-                 create: bool = True) -> None:
+def check_config(workdir: Path, config: Config, layout: Layout | None = None,
+                 overwrite: bool = False, create: bool = True) -> None:
   """Save the run's config in `workdir` (if `create`), or check that it matches the saved one.
 
-  A mismatch fails naming the differing fields, unless `overwrite`, which deletes the
-  workdir's checkpoints and starts afresh.
+  A mismatch fails naming the differing settings, unless `overwrite`, which first removes
+  everything an earlier run wrote there (`layout`, results.json first: a reader never sees the
+  old results with the new config) and starts afresh.
   """
   path = workdir / CONFIG_FILE
-  current = config.to_json()
   if path.exists() and overwrite:
-    shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
+    remove_run(workdir, layout)
   elif path.exists() or not create:
     saved = saved_config(workdir)
-    differing = [f'{k} (saved {saved.get(k)!r}, now {_as_json(current[k])!r})'
-                 for k in identity_fields() if _as_json(current[k]) != saved.get(k)]
+    differing = identity.differences(saved, identity.settings(config))
     if differing:
       raise ConfigError(f'{workdir} holds a run with another configuration: '
                         f'{"; ".join(differing)}. Use another --workdir, or --overwrite to '
                         'start afresh there')
     return
-  files.write_json(path, current)
+  files.write_json(path, dict(config.to_json(), **identity.record(config)))
+
+
+def remove_run(workdir: Path, layout: Layout) -> None:
+  """Remove what a run wrote in `workdir`, in the order `layout` gives, config.json last."""
+  for name in layout.files:
+    with contextlib.suppress(FileNotFoundError):
+      (workdir / name).unlink()
+  for name in layout.folders:
+    shutil.rmtree(workdir / name, ignore_errors=True)
+  remove_temporaries(workdir)
+  with contextlib.suppress(FileNotFoundError):
+    (workdir / CONFIG_FILE).unlink()
+
+
+def remove_temporaries(workdir: Path) -> None:
+  """The temporary files of atomic writes that a killed run left behind."""
+  for left in workdir.glob(TEMPORARY):
+    with contextlib.suppress(OSError):
+      left.unlink()
 
 
 def saved_steps(workdir: Path) -> list[int]:
   """Steps of the finished checkpoints in `workdir`, any variant."""
   return sorted(int(p.name) for p in workdir.glob(f'{CHECKPOINTS}/*/*') if p.name.isdigit())
 
-
-def _as_json(value: Any) -> Any:
-  return json.loads(json.dumps(value))

@@ -3,8 +3,8 @@
 A training task module defines NAME, VARIANT_SETTING (the setting that chooses its variants),
 VARIANT_HELP, VARIANTS, CLASS_NAMES (what each class index is), `load_data(config)`,
 `make_model(config, variant)`, `objective(variant)` and `figures(shown, train_split, title)`:
-the pictures of what its models learned ({file name: draw(path)}), from each variant's
-`plots.Shown` models. The theory task checks results instead of training (`theory.run`).
+the pictures of what its models learned ({file name: draw(path)}, the names in FIGURES), from
+each variant's `plots.Shown` models. The theory task checks results instead of training (`theory.run`).
 """
 
 from __future__ import annotations

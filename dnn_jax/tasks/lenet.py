@@ -17,6 +17,7 @@ NAME = 'lenet'
 VARIANT_SETTING = 'c3'
 VARIANT_HELP = 'LeNet C3 connections: sparse (Table I) or full.'
 VARIANTS = models.C3_VARIANTS
+KERNELS_FIGURE, CONNECTIONS_FIGURE = FIGURES = ('c1_kernels.png', 'c3_connections.png')
 CLASS_NAMES = tuple(map(str, range(10)))
 
 
@@ -48,8 +49,8 @@ def figures(shown: Mapping[str, plots.Shown], train_split: data.Split,
   norms = {f'{variant} C3, {caption}': models.c3_connection_norms(params['C3']['kernel'])
            for variant, (params, caption) in first.items()}
   return {
-      'c1_kernels.png': lambda path: plots.image_grid(kernels, path, title, caption_size=6),
-      'c3_connections.png': lambda path: plots.matrices(
+      KERNELS_FIGURE: lambda path: plots.image_grid(kernels, path, title, caption_size=6),
+      CONNECTIONS_FIGURE: lambda path: plots.matrices(
           norms, path, f'L2 norm of each C3 kernel slice: {title}', 'C3 map', 'S2 map',
           [str(o) for o in range(16)], [str(i) for i in range(6)], '.2f'),
   }

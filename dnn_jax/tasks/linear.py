@@ -16,6 +16,8 @@ NAME = 'linear'
 VARIANT_SETTING = 'loss'
 VARIANT_HELP = 'Linear model loss.'
 VARIANTS = ('logistic', 'sum_of_squares')
+WEIGHTS_FIGURE = 'weights.png'
+FIGURES = (WEIGHTS_FIGURE,)
 CLASS_NAMES = tuple(map(str, data.BINARY_DIGITS))  # class 0 is label -1, class 1 label +1
 
 
@@ -49,4 +51,4 @@ def figures(shown: Mapping[str, plots.Shown], train_split: data.Split,
     blocks[f'{variant}: the weights'] = [[
         plots.Panel(f'mean over {len(weights)} seed(s)', weights.mean(axis=0), True, True),
         plots.Panel(models_shown.captions[0], weights[0], True, True)]]
-  return {'weights.png': lambda path: plots.image_grid(blocks, path, title, panel_size=2.6)}
+  return {WEIGHTS_FIGURE: lambda path: plots.image_grid(blocks, path, title, panel_size=2.6)}
