@@ -24,7 +24,7 @@ from dnn_jax.config import Config, flag_text
 from dnn_jax.errors import (CheckpointError, ConfigError, DatasetError, Interrupted,
                             NothingToEvaluate, ResourceLimit, TrainingDiverged, WorkdirMoved,
                             WriteError)
-from dnn_jax.run import cluster, interrupts, supervisor, workdirs
+from dnn_jax.run import cluster, identity, interrupts, supervisor, workdirs
 
 FLAGS = flags.FLAGS
 
@@ -229,18 +229,20 @@ def _checks_results() -> bool:
   return catalog.load(FLAGS.experiment).task not in tasks.TRAINING
 
 
-def _quiet_about_closed_event_loops(unraisable) -> None:
-  """After a failed save, orbax's pending writes report into its closed event loop as
-  'unraisable' errors: that says nothing the run's own one-line error does not."""
-  if not (isinstance(unraisable.exc_value, RuntimeError)
-          and str(unraisable.exc_value) == 'Event loop is closed'):
+def _quiet_unraisables(unraisable) -> None:
+  """Errors Python cannot raise (in a finalizer, say) that say nothing the run's own line does
+  not: after a failed save, orbax's pending writes reporting into its closed event loop; a
+  Ctrl-C landing in a finalizer (the run honours it at its next safe point)."""
+  error = unraisable.exc_value
+  if not ((isinstance(error, RuntimeError) and str(error) == 'Event loop is closed')
+          or isinstance(error, KeyboardInterrupt)):
     sys.__unraisablehook__(unraisable)
 
 
 def main(argv: list[str]) -> int:
   del argv
   interrupts.abort_on_signals()  # the start-up's handler said that nothing was read yet
-  sys.unraisablehook = _quiet_about_closed_event_loops
+  sys.unraisablehook = _quiet_unraisables
   logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each
   sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, also into a pipe or file
   try:
@@ -288,6 +290,8 @@ def run(prefix: str) -> int:
   workdir = FLAGS.workdir or workdirs.default_path(Path(FLAGS.experiment).stem)
   commands = dict(train=next_command(workdir, 'train'), eval=next_command(workdir, 'eval'))
   try:
+    identity.agree_on(dict(mode=FLAGS.mode, experiment=FLAGS.experiment, protocol=FLAGS.protocol,
+                           workdir=FLAGS.workdir, **settings_given()))
     if _checks_results():
       return 0 if api.check_theory(workdir, FLAGS.seed, FLAGS.mnist_dir, FLAGS.tfds_data_dir,
                                    log) else 1

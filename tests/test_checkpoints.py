@@ -210,7 +210,8 @@ def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(quick_
 
 @pytest.mark.parametrize('sig, at_start, message', [
     (signal.SIGTERM, False, 'interrupted by signal 15 at epoch 1'),
-    (signal.SIGINT, True, 'interrupted by signal 2 before training on from step 0: no checkpoint'),
+    pytest.param(signal.SIGINT, True, 'interrupted by signal 2 before training on from step 0: '
+                 'no checkpoint', marks=pytest.mark.slow),
 ], ids=['sigterm', 'ctrl_c_at_start'])
 def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
     quick_run, tmp_path, sig, at_start, message):

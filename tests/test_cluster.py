@@ -74,7 +74,7 @@ SWEEP = ['--experiment=linear', '--loss=logistic', '--learning_rate=0.005,0.02',
          '--models_per_chunk=2']
 TIMINGS = ('compile_time_s', 'train_time_s', 'eval_time_s', 'epoch_time_s',
            'eval_time_per_epoch_s', 'xla_memory_estimate_bytes', 'peak_device_memory_bytes',
-           'models_per_chunk')
+           'models_per_chunk', 'numerics')
 
 
 def free_port() -> int:
@@ -83,16 +83,18 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(num_processes, workdir, *flags, port=None):
-  """`num_processes` processes of main.py on this machine, one CPU device each."""
+def start(num_processes, workdir, *flags, port=None, own_flags=None):
+  """`num_processes` processes of main.py on this machine, one CPU device each; `own_flags`:
+  each process's flags beside `flags`."""
   port = port or free_port()
   env = dict(os.environ, JAX_NUM_CPU_DEVICES='1')
   env.pop('XLA_FLAGS', None)
   return [subprocess.Popen(
-      [sys.executable, str(ROOT / 'main.py'), *flags, f'--workdir={workdir}',
-       f'--coordinator_address=127.0.0.1:{port}', f'--num_processes={num_processes}',
-       f'--process_id={index}'], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True) for index in range(num_processes)]
+      [sys.executable, str(ROOT / 'main.py'), *flags, *(own_flags or {}).get(index, ()),
+       f'--workdir={workdir}', f'--coordinator_address=127.0.0.1:{port}',
+       f'--num_processes={num_processes}', f'--process_id={index}'], cwd=ROOT, env=env,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for index in range(num_processes)]
 
 
 def finish(processes, timeout=300):
@@ -160,6 +162,22 @@ def test_a_killed_process_ends_the_run_in_bounded_time_and_a_rerun_resumes(tmp_p
   assert [code for code, _, _ in ended] == [0] * 2, [err for *_, err in ended]
   assert 'Resuming from checkpoint at epoch' in ended[0][1]
   assert numbers(tmp_path) == numbers(one_process)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('differing, named', [
+    ('--pixel_scale=raw', "pixel_scale='raw' where process 0 sets none"),
+    ('--epochs=3', 'epochs=3 where process 0 has 2'),
+    ('--seed=5', 'seed=5 where process 0 sets none'),
+    ('--mode=eval', "mode='eval' where process 0 has 'train'"),
+], ids=['pixel_scale', 'epochs', 'seed', 'mode'])
+def test_processes_started_differently_are_refused_on_every_process(tmp_path, differing, named):
+  ended = finish(start(2, tmp_path, *SWEEP, own_flags={1: [differing]}), timeout=120)
+  for index, (code, _, err) in enumerate(ended):
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f'[process {index}/2] error: process 1 was started with {named}: '
+                          'every process of a run must be given the same settings'), err
+  assert not (tmp_path / 'config.json').exists() and not (tmp_path / 'checkpoints').exists()
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,3 +65,28 @@ def test_a_list_of_learning_rates_is_a_grid_of_models():
 def test_bad_grids_are_config_errors(rates, message):
   with pytest.raises(ConfigError, match=message):
     Config.from_json(dict(make_config('linear').to_json(), learning_rate=list(rates)))
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(epochs='3'), "--epochs=3: accepted: a whole number (not str '3')"),
+    (dict(num_seeds=2.5), '--num_seeds=2.5: accepted: a whole number (not float 2.5)'),
+    (dict(seed=1.5), '--seed=1.5: accepted: a whole number'),
+    (dict(learning_rate=[]), '--learning_rate=[]: accepted: a number, or a list of them'),
+    (dict(bias='False'), "--bias=False: accepted: True or False (not str 'False')"),
+    (dict(learning_rate=True), '--learning_rate=True: accepted: a number, or a list of them to '
+     'sweep (not bool True)'),
+    (dict(learning_rate=[0.1, '0.2']), "accepted: a number, or a list of them to sweep (not str"),
+    (dict(epochs=True), '--epochs=True: accepted: a whole number (not bool True)'),
+    (dict(kernels=1), '--kernels=1: accepted: a text'),
+    (dict(learning_rate=1e-50), 'must be positive and finite in float32'),
+    (dict(learning_rate=[0.1, float('inf')]), 'item 2 (inf) must be positive and finite'),
+], ids=lambda v: str(v))
+def test_the_api_checks_types_and_values_as_the_flags_do(settings, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    make_config('linear', **settings)
+
+
+def test_numbers_of_other_python_types_become_the_declared_ones():
+  config = make_config('linear', learning_rate=1, epochs=np.int64(2), bias=np.bool_(True))
+  assert (config.learning_rate, config.epochs, config.bias) == (1.0, 2, True)
+  assert (type(config.learning_rate), type(config.epochs), type(config.bias)) == (float, int, bool)

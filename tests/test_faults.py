@@ -62,6 +62,7 @@ def resume(workdir, *extra):
 
 # --- two runs at once ---
 
+@pytest.mark.slow
 def test_a_second_run_in_a_busy_workdir_is_refused_and_the_first_is_unharmed(tmp_path, reference):
   workdir = tmp_path / 'w'
   first = subprocess.Popen([sys.executable, MAIN, *RUN, '--epochs=12', f'--workdir={workdir}'],
@@ -83,6 +84,7 @@ def test_a_second_run_in_a_busy_workdir_is_refused_and_the_first_is_unharmed(tmp
   assert json.loads((workdir / 'results.json').read_text())['config']['epochs'] == 12
 
 
+@pytest.mark.slow
 def test_runs_started_in_the_same_second_get_their_own_workdirs(tmp_path):
   runs = [subprocess.Popen([sys.executable, MAIN, '--experiment=linear', '--train_examples=300',
                             '--epochs=1'], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
@@ -121,6 +123,7 @@ def test_a_checkpoint_that_cannot_be_written_loses_nothing(tmp_path, reference, 
   assert numbers(tmp_path) == reference
 
 
+@pytest.mark.slow
 def test_results_that_cannot_be_written_lose_nothing(tmp_path, reference, monkeypatch):
   from dnn_jax.run import driver
   from dnn_jax.catalog import make_config
@@ -173,6 +176,7 @@ echo $? > {out}/small.code; ls -A {small} > {out}/small.left
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not UNSHARE, reason='needs unshare -rm to mount small tmpfs filesystems')
 def test_a_real_full_disk_mid_run_and_before_it(tmp_path, reference):
   """On a 12 MB tmpfs filled during a run: one line, exit 1, no unfinished save left; once
@@ -209,6 +213,7 @@ echo $? > {out}/new.code
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not UNSHARE, reason='needs unshare -rm to mount a read-only tmpfs')
 def test_a_read_only_workdir_is_evaluated_but_not_trained_in(tmp_path, quick_run):
   mnt, out = tmp_path / 'mnt', tmp_path / 'out'
@@ -235,6 +240,7 @@ def test_a_damaged_config_is_one_line_naming_the_way_out(tmp_path, contents, pro
   assert (tmp_path / 'config.json').read_text() == contents
 
 
+@pytest.mark.slow
 def test_overwrite_mends_a_damaged_config(tmp_path, reference):
   (tmp_path / 'config.json').write_text('{"experiment": "lin')
   resume(tmp_path, '--overwrite')
@@ -257,12 +263,31 @@ def checkpoints_a_file(workdir):
   return workdir
 
 
+def tensorboard_a_file(workdir):
+  workdir.mkdir()
+  (workdir / 'tensorboard').write_text('x')
+  return workdir
+
+
+def metrics_a_folder(workdir):
+  (workdir / 'metrics.jsonl').mkdir(parents=True)
+  return workdir
+
+
+def a_long_name(workdir):
+  return workdir.parent / ('w' * 300)
+
+
 @pytest.mark.parametrize('make, problem', [
     (a_file, 'is a file'),
     (under_a_file, 'cannot be made'),
     (lambda workdir: '/proc/dnn_jax_w', 'cannot be made'),
     (checkpoints_a_file, 'is a file where the run writes its checkpoints/logistic folder'),
-], ids=['file', 'under_a_file', 'proc', 'checkpoints_a_file'])
+    (tensorboard_a_file, 'tensorboard is a file where the run writes its tensorboard folder'),
+    (metrics_a_folder, 'metrics.jsonl is a folder where the run writes its metrics.jsonl file'),
+    (a_long_name, "has a name of 300 bytes, over the filesystem's 255"),
+], ids=['file', 'under_a_file', 'proc', 'checkpoints_a_file', 'tensorboard_a_file',
+        'metrics_a_folder', 'a_long_name'])
 def test_an_unusable_workdir_is_refused_before_anything_is_written(tmp_path, make, problem):
   workdir = make(tmp_path / 'w')
   before = sorted((str(p), p.stat().st_size) for p in tmp_path.rglob('*'))
@@ -327,3 +352,83 @@ def test_ctrl_c_while_importing_is_one_line_and_writes_nothing(tmp_path):
   assert process.returncode == 130 and stderr.strip().splitlines() == [
       'interrupted by signal 2 while starting, before anything was read or written']
   assert not (tmp_path / 'w').exists()
+
+
+# --- the process's limits ---
+
+@pytest.mark.parametrize('limit, phrase', [
+    ('ulimit -v 1200000', 'the address-space limit (ulimit -v) is 1171 MiB, and a run needs at '
+     'least 2048 MiB'),
+    ('ulimit -n 16', 'the open-files limit (ulimit -n) is 16, and a run needs at least 64'),
+], ids=['address_space', 'open_files'])
+def test_too_low_a_process_limit_is_one_line_before_anything_starts(tmp_path, limit, phrase):
+  command = f'{limit} && exec {sys.executable} {MAIN} {" ".join(RUN)} --workdir={tmp_path}/w'
+  result = subprocess.run(['bash', '-c', command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+  one_error_line(result, 1, phrase)
+  assert not (tmp_path / 'w').exists()
+
+
+def test_the_free_space_check_counts_the_metrics(quick_run):
+  """The estimate of metrics.jsonl and the TensorBoard events covers what a run wrote."""
+  from dnn_jax.core import models
+  from dnn_jax.run import metrics
+  from tests.conftest import QUICK_RUN_STEPS, make_spec
+  spec = make_spec(models.LinearClassifier(), 'logistic', QUICK_RUN_STEPS // 3, QUICK_RUN_STEPS,
+                   checkpoint_every_steps=100)
+  written = sum(p.stat().st_size for p in quick_run[0].rglob('*') if p.is_file()
+                and (p.name == 'metrics.jsonl' or 'tensorboard' in p.parts))
+  assert written < metrics.bytes_estimate(spec, 2) < 10 * written
+
+
+# --- Ctrl-C, interrupted writes, file modes ---
+
+SECOND_CTRL_C_IN_A_FIGURE = """
+import os, signal, sys
+from dnn_jax.results import plots
+class Finalized:  # an exception raised in a finalizer is swallowed
+  def __del__(self):
+    os.kill(os.getpid(), signal.SIGINT)
+save = plots._save
+def save_then_ctrl_c_twice(fig, path):
+  if path.name == 'confusion.png':
+    os.kill(os.getpid(), signal.SIGINT)
+    {second}
+  return save(fig, path)
+plots._save = save_then_ctrl_c_twice
+sys.argv = [{main!r}, *{flags!r}]
+from dnn_jax.__main__ import main
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('second', ['os.kill(os.getpid(), signal.SIGINT)', 'Finalized()'],
+                         ids=['in_the_figure', 'in_a_finalizer'])
+def test_a_second_ctrl_c_while_figures_are_drawn_aborts_with_one_line(tmp_path, second):
+  script = SECOND_CTRL_C_IN_A_FIGURE.format(main=MAIN, flags=[*RUN, f'--workdir={tmp_path}'],
+                                            second=second)
+  result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  one_error_line(result, 130, 'aborted; the checkpoints in', '(newest: step 4500)',
+                 'resume with: ')
+  assert not list(tmp_path.glob('.*.tmp'))
+
+
+@pytest.mark.slow
+def test_a_killed_write_leaves_no_temporary_behind_the_next_run(tmp_path, quick_run):
+  shutil.copytree(quick_run[0], tmp_path, dirs_exist_ok=True)
+  left = tmp_path / '.results.json.x7k2.tmp'  # what a kill during an atomic write leaves
+  left.write_text('{"half": ')
+  resume(tmp_path)
+  assert not left.exists()
+
+
+@pytest.mark.slow
+def test_outputs_are_written_with_the_user_s_umask(tmp_path):
+  command = f'umask 002 && exec {sys.executable} {MAIN} {" ".join(RUN)} --workdir={tmp_path}/w'
+  result = subprocess.run(['bash', '-c', command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  for name in ('results.json', 'report.md', 'config.json', 'weights.png', 'metrics.jsonl'):
+    assert (tmp_path / 'w' / name).stat().st_mode & 0o777 == 0o664, name

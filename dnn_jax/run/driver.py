@@ -105,6 +105,7 @@ def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str],
     cluster.on_main(still_here, (WorkdirMoved,))
     results = write.write(config, task, trained, train_split, test_split, workdir, log, command,
                           on_disk=cluster.is_main())
+    interrupts.abort_if_asked(stops)
     signum = loop.stop_signal(stops)
     if signum:  # asked to stop while the outputs were written: they are complete
       raise Interrupted(f'interrupted by signal {signum} while the outputs were written, '

@@ -48,9 +48,14 @@ def agree(config: Config, mode: str) -> None:
   """In a multi-process run, every process compares its mode and identity settings with process
   0's before anything is written: a difference is a ConfigError on every process, naming the
   setting and the process."""
+  agree_on(dict(mode=mode, **settings(config)))
+
+
+def agree_on(values: Mapping[str, Any]) -> None:
+  """`agree` for any JSON `values`: the same on every process, or a ConfigError on each."""
   if cluster.count() == 1:
     return
-  mine = json.dumps(dict(mode=mode, **settings(config)), sort_keys=True).encode()
+  mine = json.dumps(values, sort_keys=True).encode()
   if len(mine) > _AGREE_BYTES:
     raise ConfigError(f'the run\'s settings take {len(mine)} bytes as JSON, more than the '
                       f'{_AGREE_BYTES} that processes compare')
@@ -59,7 +64,8 @@ def agree(config: Config, mode: str) -> None:
   for process, text in enumerate(every[1:], 1):
     other = json.loads(text)
     if other != first:
-      name = next(k for k in first if first[k] != other.get(k))
-      raise ConfigError(f'process {process} was started with {name}={other.get(name)!r} where '
-                        f'process 0 has {first[name]!r}: every process of a run must be given '
-                        'the same settings')
+      name = next(k for k in sorted({*first, *other}) if first.get(k) != other.get(k))
+      theirs = f'{name}={other[name]!r}' if name in other else f'no {name}'
+      ours = f'has {first[name]!r}' if name in first else 'sets none'
+      raise ConfigError(f'process {process} was started with {theirs} where process 0 {ours}: '
+                        'every process of a run must be given the same settings')

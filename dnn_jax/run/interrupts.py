@@ -31,14 +31,16 @@ def abort_on_signals() -> None:
 @contextlib.contextmanager
 def stop_requests(log: Callable[[str], None]):
   """Within the block, a first SIGINT or SIGTERM is recorded in the yielded list, for the
-  training loop to honour at its next safe point; a second one raises `Aborted`."""
+  training loop to honour at its next safe point; a second one raises `Aborted` (and is
+  recorded too: where it lands in code that swallows exceptions, `abort_if_asked` raises it
+  again at the next safe point)."""
   requests: list[int] = []
 
   def handle(signum, frame):
     del frame
-    if requests:
-      raise Aborted(signum)
     requests.append(signum)
+    if len(requests) > 1:
+      raise Aborted(signum)
     log(f'signal {signum}: stopping after the current chunk with a checkpoint (or before '
         'training starts); send it again to abort at once')
 
@@ -49,6 +51,12 @@ def stop_requests(log: Callable[[str], None]):
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
+
+
+def abort_if_asked(requests: list[int]) -> None:
+  """Raise `Aborted` if a second signal came (and was swallowed where it landed)."""
+  if len(requests) > 1:
+    raise Aborted(requests[1])
 
 
 def wait_until_ready(array: jax.Array) -> None:

@@ -120,6 +120,7 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
                                 checkpoints.Snapshot(state, data_keys, history, computed))
     if metrics_log:
       metrics_log.append(metrics.record(variant, spec, history, step, num_models))
+    interrupts.abort_if_asked(stops)
     signum = stop_signal(stops)
     if signum:
       raise Interrupted(
