@@ -63,20 +63,31 @@ def resume(workdir, *extra):
 # --- two runs at once ---
 
 @pytest.mark.slow
+def start_paused_run(workdir, *args):
+  """A run of 12 epochs in `workdir`, paused (SIGSTOP) once it has written its first checkpoint:
+  it holds the workdir however slow the machine is, until `os.kill(pid, SIGCONT)`."""
+  run = subprocess.Popen([sys.executable, MAIN, *RUN, '--epochs=12', f'--workdir={workdir}',
+                          *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+  deadline = time.time() + 240
+  while not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
+    assert run.poll() is None and time.time() < deadline, run.communicate()
+    time.sleep(0.01)
+  run.send_signal(signal.SIGSTOP)
+  return run
+
+
+@pytest.mark.slow
 def test_a_second_run_in_a_busy_workdir_is_refused_and_the_first_is_unharmed(tmp_path, reference):
   workdir = tmp_path / 'w'
-  first = subprocess.Popen([sys.executable, MAIN, *RUN, '--epochs=12', f'--workdir={workdir}'],
-                           cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  deadline = time.time() + 120
-  while not (workdir / 'checkpoints' / 'logistic' / '100').is_dir():
-    assert first.poll() is None and time.time() < deadline, first.communicate()
-    time.sleep(0.02)
+  first = start_paused_run(workdir)
   second, evaluation = (subprocess.Popen([sys.executable, MAIN, *args, f'--workdir={workdir}'],
                                           cwd=ROOT, text=True, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE)
                          for args in ([*RUN, '--epochs=12'], ['--mode=eval']))
   second, evaluation = (finished(p) for p in (second, evaluation))
-  assert first.wait(timeout=120) == 0, first.communicate()
+  first.send_signal(signal.SIGCONT)
+  assert first.wait(timeout=300) == 0, first.communicate()
   for result in (second, evaluation):
     one_error_line(result, 2, f'--workdir={workdir} is in use by a training run (process '
                    f'{first.pid})')

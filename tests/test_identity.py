@@ -18,7 +18,8 @@ import pytest
 import dnn_jax
 from dnn_jax.run import workdirs
 from tests.conftest import QUICK_RUN_FLAGS, ROOT
-from tests.test_faults import MAIN, finished, main, numbers, one_error_line, resume
+from tests.test_faults import (MAIN, finished, main, numbers, one_error_line, resume,
+                               start_paused_run)
 
 RUN = QUICK_RUN_FLAGS
 
@@ -142,23 +143,13 @@ def test_a_lock_note_that_is_a_link_is_replaced_not_written_through(copied, tmp_
   assert json.loads((copied / '.lock').read_text())['doing'] == 'training'
 
 
-def start_long_run(workdir):
-  """A run of 12 epochs, once it has written its first checkpoint."""
-  run = subprocess.Popen([sys.executable, MAIN, *RUN, '--epochs=12', f'--workdir={workdir}'],
-                         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  deadline = time.time() + 240
-  while not checkpoint_dir(workdir, 100).is_dir():
-    assert run.poll() is None and time.time() < deadline, run.communicate()
-    time.sleep(0.01)
-  return run
-
-
 @pytest.mark.slow
 def test_a_deleted_lock_note_lets_no_second_writer_in(tmp_path):
   workdir = tmp_path / 'w'
-  first = start_long_run(workdir)
+  first = start_paused_run(workdir)
   (workdir / '.lock').unlink()
   second = main(*RUN, '--epochs=12', f'--workdir={workdir}')
+  first.send_signal(signal.SIGCONT)
   assert first.wait(timeout=300) == 0, first.communicate()
   one_error_line(second, 2, f'is in use by a training run (process {first.pid})')
 
@@ -166,8 +157,9 @@ def test_a_deleted_lock_note_lets_no_second_writer_in(tmp_path):
 @pytest.mark.slow
 def test_a_workdir_moved_during_training_stops_the_run_and_resumes_once_back(tmp_path):
   workdir, moved = tmp_path / 'w', tmp_path / 'moved'
-  run = start_long_run(workdir)
+  run = start_paused_run(workdir)
   workdir.rename(moved)
+  run.send_signal(signal.SIGCONT)
   ended = finished(run)
   line = one_error_line(ended, 1, f'--workdir={workdir} was moved or replaced while this run '
                         f'held it (the folder it locked is now {moved})',

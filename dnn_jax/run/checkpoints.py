@@ -48,11 +48,12 @@ class Checkpoints:
   of its arrays, checked on restore, and `record` (the run's identity and the variant): a
   checkpoint of another run, or of another layout, is refused and left where it is. Opened
   for writing (only under the workdir's lock), it first removes the unfinished saves a killed
-  run left, and before each save calls `guard` (on process 0; it raises to stop the save);
-  `read_only` changes nothing."""
+  run left, and before and after each save calls `guard` (on process 0; it raises to stop the
+  run; after, it is given the step's folder); `read_only` changes nothing."""
 
   def __init__(self, directory: str | Path, keep: int, read_only: bool = False,
-               record: dict[str, Any] | None = None, guard: Callable[[], None] | None = None):
+               record: dict[str, Any] | None = None,
+               guard: Callable[[Path | None], None] | None = None):
     self.directory = Path(directory).absolute()
     self.record, self._guard = record, guard
     if read_only and not self.directory.is_dir():
@@ -80,7 +81,7 @@ class Checkpoints:
     disk), remove what was half written and raise `WriteError`: the previous checkpoints stay
     as they were."""
     if self._guard:
-      cluster.on_main(self._guard, (WorkdirMoved,))
+      cluster.on_main(lambda: self._guard(None), (WorkdirMoved,))
     metadata = {SHA256_ROWS: digest(item), 'layout': LAYOUT, **(self.record or {}),
                 'numerics': list(numerics)}
     try:
@@ -93,6 +94,8 @@ class Checkpoints:
         self._remove_unfinished()
       raise WriteError(f'cannot save the checkpoint at step {step} in {self.directory} '
                        f'({_os_error(e) or first_line(e)})') from None
+    if self._guard:  # moved while this one was saved?
+      cluster.on_main(lambda: self._guard(self.directory / str(step)), (WorkdirMoved,))
 
   def restore(self, abstract_item: Any, step: int | None, log: Callable[[str], None],
               set_aside: bool = True) -> tuple[Any, list[dict[str, Any]]] | None:

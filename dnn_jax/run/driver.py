@@ -35,7 +35,7 @@ def _start(config: Config, mode: str, log: Callable[[str], None]):
 
 
 def _checkpoints(workdir: Path, config: Config, variant: str, read_only: bool = False,
-                 guard: Callable[[], None] | None = None) -> checkpoints.Checkpoints:
+                 guard: Callable[[Path | None], None] | None = None) -> checkpoints.Checkpoints:
   return checkpoints.Checkpoints(workdir / workdirs.CHECKPOINTS / variant,
                                  config.keep_checkpoints, read_only,
                                  dict(identity.record(config), variant=variant), guard)
@@ -79,8 +79,8 @@ def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str],
       workdirs.check_config(workdir, config, layout(config), overwrite)
       workdirs.remove_temporaries(workdir)
 
-    def still_here():
-      claims[0].check()
+    def still_here(written: Path | None = None):
+      claims[0].check(written)
 
     cluster.on_main(claim, (ConfigError, WriteError))
     log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'

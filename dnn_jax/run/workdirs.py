@@ -111,17 +111,35 @@ class Claim:
     status = os.fstat(fd)
     self._identity = (status.st_dev, status.st_ino)
 
-  def check(self) -> None:
-    """Raise WorkdirMoved if `workdir` is no longer the folder this process locked."""
+  def check(self, written: Path | None = None) -> None:
+    """Raise WorkdirMoved if `workdir` is no longer the folder this process locked. `written`:
+    a checkpoint just saved, which, if the workdir moved while it was saved, remade the old
+    path: what it holds is then removed, if it holds nothing else."""
     try:
       status = os.stat(self.workdir)
       here = (status.st_dev, status.st_ino) == self._identity
     except OSError:
       here = False
     if not here:
+      if written is not None:
+        self._remove_remade(written)
       raise WorkdirMoved(f'--workdir={self.workdir} was moved or replaced while this run held it '
                          f'(the folder it locked is now {_where(self._fd)}): nothing more is '
                          'written; move it back')
+
+
+  def _remove_remade(self, written: Path) -> None:
+    try:
+      step = written.relative_to(self.workdir.absolute())
+    except ValueError:
+      return
+    def ours(path: Path) -> bool:  # the checkpoint's folders, and what is in its step folder
+      parts = path.relative_to(self.workdir).parts
+      return (parts == step.parts[:len(parts)] or (len(parts) > 2 and parts[:2] == step.parts[:2]
+                                                   and parts[2].startswith(step.parts[2])))
+    with contextlib.suppress(OSError):
+      if self.workdir.is_dir() and all(ours(p) for p in self.workdir.rglob('*')):
+        shutil.rmtree(self.workdir)
 
 
 def _where(fd: int) -> str:
