@@ -8,7 +8,7 @@ The API is imported on first use, so that the command line can start (and take C
 JAX is imported.
 """
 
-from dnn_jax.version import __version__
+from dnn_jax.version import __version__  # noqa: F401  (dnn_jax.__version__)
 
 __all__ = ['ConfigError', 'Results', 'check_theory', 'evaluate', 'experiments', 'train']
 

@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
+
 from dnn_jax import catalog, limits, tasks
 from dnn_jax.config import Config
-from dnn_jax.core import data
+from dnn_jax.core import data, platform
 from dnn_jax.errors import ConfigError, ResourceLimit
 from dnn_jax.results import scores, write
 from dnn_jax.run import driver, workdirs
@@ -91,10 +93,17 @@ class Results:
     return [*super().__dir__(), *(f'plot_{Path(name).stem}' for name in self.figures)]
 
 
-def _check_limits() -> None:
+def _start(settings: dict[str, Any], log: Callable[[str], None] | None) -> None:
+  """Before JAX starts: the process limits, and deterministic GPU execution or not (where JAX
+  has started already, on a GPU, a warning: the run's numerics record what is in force)."""
   too_low = limits.check()
   if too_low:
     raise ResourceLimit(too_low)
+  wanted = settings.get('deterministic', True)
+  if not platform.set_deterministic(bool(wanted)) and jax.default_backend() == 'gpu':
+    (log or print)(f'WARNING: deterministic={wanted} cannot take effect: JAX started in this '
+                   f'process before, with deterministic={platform.deterministic()} (set it in '
+                   'the first call of a process)')
 
 
 def experiments() -> dict[str, dict[str, Any]]:
@@ -115,7 +124,7 @@ def train(experiment: str = catalog.DEFAULT, protocol: str | None = None, *,
   files are removed first); `restart`: train from step 0 a run whose checkpoints were all
   found damaged. `command`: the command report.md gives to reproduce the run (default: this
   call)."""
-  _check_limits()
+  _start(settings, log)
   run_config = catalog.make_config(experiment, protocol, **settings)
   workdir = workdir or workdirs.default_path(experiment)
   if command is None:
@@ -134,7 +143,7 @@ def evaluate(workdir: str | Path, step: int | None = None,
   """Restore the run in `workdir` (its latest checkpoint, or `step`'s) and test it: its test
   results per variant. `given` settings must agree with the run's, except those that change
   speed or location only (e.g. `eval_batch_size`, `mnist_dir`), which replace the saved ones."""
-  _check_limits()
+  _start(given, log)
   workdir = Path(workdir)
   saved = workdirs.load_config(workdir)
   current = catalog.make_config(given.pop('experiment', saved.experiment),

@@ -21,6 +21,7 @@ from absl import app, flags, logging
 
 from dnn_jax import api, catalog, limits, tasks
 from dnn_jax.config import Config, flag_text
+from dnn_jax.core import platform
 from dnn_jax.errors import (CheckpointError, ConfigError, DatasetError, Interrupted,
                             NothingToEvaluate, ResourceLimit, TrainingDiverged, WorkdirMoved,
                             WriteError)
@@ -241,6 +242,9 @@ def _quiet_unraisables(unraisable) -> None:
 
 def main(argv: list[str]) -> int:
   del argv
+  if not platform.set_deterministic(FLAGS.deterministic):  # before JAX starts its backends
+    print('error: --deterministic cannot be changed: JAX has started', file=sys.stderr)
+    return 2
   interrupts.abort_on_signals()  # the start-up's handler said that nothing was read yet
   sys.unraisablehook = _quiet_unraisables
   logging.set_verbosity(logging.FATAL)  # the run reports its own errors, in one line each

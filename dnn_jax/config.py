@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from dnn_jax.core import data, kernels, models, training
+from dnn_jax.core import data, kernels, models, platform, training
 from dnn_jax.errors import ConfigError
 
 
@@ -90,6 +90,15 @@ class Config:
                                    'after the last one; 0: auto, every epoch where that costs '
                                    "little beside the epoch's training, else less often.", 0,
                                    check=NON_NEGATIVE, identity=False)
+  precision: str = setting('float32 matmuls and convolutions at full precision (every claim of '
+                           'bit-identity is made at float32), or faster on NVIDIA GPUs at tf32 '
+                           '(TensorFloat-32 tensor cores, 10-bit mantissas); the same on CPU.',
+                           'float32', choices=tuple(platform.PRECISIONS))
+  deterministic: bool = setting('On GPUs, deterministic execution and one compiled program per '
+                                'workdir (XLA\'s deterministic ops, a compilation cache in the '
+                                'workdir), so that a resumed or evaluated run repeats training '
+                                'bit for bit; False: faster, the same to float rounding.', True,
+                                identity=False)
   kernels: str = setting("LeNet's conv/tanh/pool ops: cpu (hand-written, fast on CPU) or stock "
                          "(XLA's, cuDNN on GPU); auto: by platform.", AUTO,
                          choices=(AUTO, *kernels.KERNELS), identity=False)

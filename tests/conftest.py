@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: the real MNIST shipped in data/mnist (loaded once per session),
 small configs and training specs."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# On a GPU, every JAX process of the tests would otherwise take 75% of the card at its start.
+os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
 
 from dnn_jax.catalog import make_config  # noqa: E402
 from dnn_jax.core import data, training  # noqa: E402
 from dnn_jax.run import program  # noqa: E402
+from dnn_jax.run.supervisor import RUNTIME_LINE  # noqa: E402
 
 cpu_only = pytest.mark.skipif(jax.default_backend() != 'cpu',
                               reason="checks XLA's CPU backend (its tanh, its kernels' speed path)")
+
+
+def ours(stderr: str) -> str:
+  """`stderr` without the lines the runtime logs on its own (XLA, CUDA on a GPU machine)."""
+  return ''.join(line for line in stderr.splitlines(keepends=True) if not RUNTIME_LINE.match(line))
+
+
+# For a test's subprocess that needs the CPU, whatever devices the machine has (fake CPU
+# devices, several processes of one device each).
+CPU_ONLY = dict(JAX_PLATFORMS='cpu')
 
 
 def small_config(experiment='linear', **overrides):

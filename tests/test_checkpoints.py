@@ -16,7 +16,8 @@ import pytest
 
 from dnn_jax.core import data, models, training
 from dnn_jax.run import checkpoints
-from tests.conftest import QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, init, init_models, make_spec
+from tests.conftest import (QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, init, init_models, make_spec,
+                            ours)
 
 
 def seeds_state(num_seeds=2):
@@ -220,7 +221,7 @@ def test_a_stopped_run_without_workdir_resumes_with_the_command_it_printed(
   results. (Ctrl-C and SIGTERM share one handler.)"""
   returncode, _, stderr, workdir = interrupt(sig, tmp_path, at_start=at_start)
   assert returncode == 128 + sig and workdir.parent == tmp_path / 'runs'
-  assert len(stderr.strip().splitlines()) == 1 and message in stderr  # what is saved; what next
+  assert len(ours(stderr).strip().splitlines()) == 1 and message in stderr  # what is saved; what next
   command = printed_command(stderr, 'resume with: ')
   assert '--workdir=runs/linear-' in command
   resumed = run_printed(command, tmp_path)

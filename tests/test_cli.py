@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ours
 
 
 def run_main(*args, timeout=300):
@@ -55,6 +55,7 @@ BAD_INPUTS = [
      'larger than the training set (10 examples); accepted: 1..10'),
     (['--no_such_flag=1'], 'no_such_flag', 'Unknown command line flag'),
     (['--kernels=gpu'], '--kernels=gpu', 'accepted: auto, cpu, stock'),
+    (['--precision=bfloat16'], '--precision=bfloat16', 'accepted: float32, tf32'),
     (['--learning_rate=0.1,,0.2'], '--learning_rate=0.1,,0.2', 'item 2 (empty) is not a number'),
     (['--learning_rate=0.1,-2'], '--learning_rate=0.1,-2', 'item 2 (-2.0) must be positive'),
     (['--learning_rate=0.1,fast'], '--learning_rate=0.1,fast', 'item 2 (fast) is not a number'),
@@ -88,7 +89,7 @@ BAD_INPUTS = [
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names, accepted):
   result = run_main(*args, f'--workdir={tmp_path}')
   assert result.returncode == 2, result.stderr
-  lines = result.stderr.strip().splitlines()
+  lines = ours(result.stderr).strip().splitlines()
   assert len(lines) == 1, result.stderr
   assert names in lines[0] and accepted in lines[0]
   assert 'Traceback' not in result.stderr and not list(tmp_path.iterdir())  # nothing written
@@ -97,14 +98,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names, accepted):
 def test_missing_dataset_is_one_line(tmp_path):
   result = run_main(f'--mnist_dir={tmp_path}/nowhere', f'--workdir={tmp_path}')
   assert result.returncode == 1
-  assert result.stderr.strip().count('\n') == 0
+  assert ours(result.stderr).strip().count('\n') == 0
   assert 'MNIST folder not found' in result.stderr and '--mnist_dir' in result.stderr
 
 
 def test_eval_before_training_prints_the_training_command_which_works(tmp_path):
   args = ['--experiment=linear', '--loss=logistic', '--train_examples=300', '--epochs=1']
   result = run_main(*args, '--mode=eval', f'--workdir={tmp_path}/w')
-  assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+  assert result.returncode == 1 and len(ours(result.stderr).strip().splitlines()) == 1
   command = result.stderr.split('train first: ')[1].strip()
   trained = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
                            timeout=300)
@@ -143,7 +144,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_a_multi_process_run_needs_one_workdir_for_all():
   result = run_main('--distributed', '--experiment=linear')
-  assert result.returncode == 2 and result.stderr == (
+  assert result.returncode == 2 and ours(result.stderr) == (
       'error: a multi-process run needs --workdir: the same folder for every process, on a '
       'filesystem they share\n')
 
@@ -152,6 +153,6 @@ def test_a_multi_process_run_needs_one_workdir_for_all():
                     reason='inside a cluster job, --distributed finds the cluster')
 def test_distributed_outside_a_cluster_is_one_line(tmp_path):
   result = run_main('--distributed', '--experiment=linear', f'--workdir={tmp_path}')
-  assert result.returncode == 2 and result.stderr.startswith(
+  assert result.returncode == 2 and ours(result.stderr).startswith(
       'error: cannot join a multi-process run (coordinator_address should be defined.)')
-  assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())
+  assert len(ours(result.stderr).splitlines()) == 1 and not list(tmp_path.iterdir())

@@ -16,7 +16,7 @@ import pytest
 
 from dnn_jax.errors import ConfigError, WriteError
 from dnn_jax.run import cluster
-from tests.conftest import ROOT
+from tests.conftest import CPU_ONLY, ROOT, ours
 
 
 def test_host_gives_numpy_of_every_leaf():
@@ -87,7 +87,7 @@ def start(num_processes, workdir, *flags, port=None, own_flags=None):
   """`num_processes` processes of main.py on this machine, one CPU device each; `own_flags`:
   each process's flags beside `flags`."""
   port = port or free_port()
-  env = dict(os.environ, JAX_NUM_CPU_DEVICES='1')
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES='1', **CPU_ONLY)  # not 2-4 processes on one GPU
   env.pop('XLA_FLAGS', None)
   return [subprocess.Popen(
       [sys.executable, str(ROOT / 'main.py'), *flags, *(own_flags or {}).get(index, ()),
@@ -98,8 +98,9 @@ def start(num_processes, workdir, *flags, port=None, own_flags=None):
 
 
 def finish(processes, timeout=300):
-  """(exit code, stdout, stderr) of each process."""
-  return [(p.wait(timeout), *p.communicate()) for p in processes]
+  """(exit code, stdout, stderr but the runtime's own lines) of each process."""
+  return [(p.wait(timeout), *(lambda out, err: (out, ours(err)))(*p.communicate()))
+          for p in processes]
 
 
 def numbers(workdir):
@@ -114,7 +115,8 @@ def one_process(tmp_path_factory):
   """The sweep in one process: its workdir."""
   workdir = tmp_path_factory.mktemp('one_process')
   result = subprocess.run([sys.executable, str(ROOT / 'main.py'), *SWEEP, f'--workdir={workdir}'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **CPU_ONLY))
   assert result.returncode == 0, result.stderr
   return workdir
 
@@ -187,9 +189,10 @@ def test_a_coordinator_out_of_reach_is_one_line_in_bounded_time(tmp_path):
   result = subprocess.run(
       [sys.executable, str(ROOT / 'main.py'), *SWEEP, f'--workdir={tmp_path}',
        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2', '--process_id=1',
-       '--initialization_timeout=3'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+       '--initialization_timeout=3'], cwd=ROOT, capture_output=True, text=True, timeout=120,
+      env=dict(os.environ, **CPU_ONLY))
   assert time.time() - start_time < 60
-  assert result.returncode == 1 and result.stderr == (
+  assert result.returncode == 1 and ours(result.stderr) == (
       f'[process 1/2] error: cannot reach the coordinator at 127.0.0.1:{port} within 3s; start '
       'process 0 first, check --coordinator_address, or raise --initialization_timeout\n')
   assert not list(tmp_path.iterdir())

@@ -12,9 +12,14 @@ import threading
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from dnn_jax.core import data
+
+
+@pytest.fixture
+def tfds():
+  """tensorflow-datasets, where it is installed (it is not on every machine: a GPU one's)."""
+  return pytest.importorskip('tensorflow_datasets')
 
 
 def test_real_mnist_facts(mnist_train, mnist_test):
@@ -75,7 +80,7 @@ def test_wrong_contents_fail_the_md5(copied_mnist):
     data.load_idx(copied_mnist, 'test')
 
 
-def test_tfds_source_gives_the_same_interface():
+def test_tfds_source_gives_the_same_interface(tfds):
   with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
     split = data.load_mnist('train', mnist_dir='')
   assert split.images.shape == (20, 28, 28, 1) and split.images.dtype == np.uint8
@@ -83,7 +88,7 @@ def test_tfds_source_gives_the_same_interface():
   assert split.labels.min() >= 0 and split.labels.max() <= 9
 
 
-def test_tfds_failure_is_one_clear_error(tmp_path, monkeypatch):
+def test_tfds_failure_is_one_clear_error(tmp_path, monkeypatch, tfds):
   def refuse(*args, **kwargs):
     raise ConnectionError('no network\nlong traceback text')
   monkeypatch.setattr(tfds, 'data_source', refuse)
@@ -118,8 +123,9 @@ def mnist_server(mnist_dir):
 
 
 @pytest.fixture
-def tfds_from_local_server(monkeypatch, mnist_server):
+def tfds_from_local_server(monkeypatch, mnist_server, tfds):
   """TFDS's own MNIST builder, downloading from `mnist_server` instead of the internet."""
+  del tfds
   from tensorflow_datasets.image_classification import mnist
   url, requested = mnist_server
   monkeypatch.setattr(mnist.MNIST, 'URL', url)

@@ -13,7 +13,7 @@ def test_the_readme_is_short():
 
 def test_every_relative_link_resolves():
   for doc in DOCS:
-    for target in re.findall(r'\]\(([^)#:]+)\)', doc.read_text()):
+    for target in re.findall(r'\]\(([^)#:]+)(?:#[^)]*)?\)', doc.read_text()):
       assert (doc.parent / target).exists(), f'{doc.name}: {target}'
 
 

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from dnn_jax.core import data, evaluation, models, training
+from dnn_jax.core import data, evaluation, models
 from tests.conftest import init, make_spec
 
 

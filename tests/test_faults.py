@@ -15,7 +15,7 @@ import pytest
 
 from dnn_jax.errors import WriteError
 from dnn_jax.results import files
-from tests.conftest import QUICK_RUN, QUICK_RUN_FLAGS, ROOT
+from tests.conftest import QUICK_RUN, QUICK_RUN_FLAGS, ROOT, ours
 
 MAIN = str(ROOT / 'main.py')
 RUN = QUICK_RUN_FLAGS
@@ -29,7 +29,7 @@ def main(*args, cwd=ROOT, timeout=300):
 def one_error_line(result, code, *phrases):
   """The run ended with `code` and a single line on stderr holding every phrase."""
   assert result.returncode == code, result.stderr
-  lines = result.stderr.strip().splitlines()
+  lines = ours(result.stderr).strip().splitlines()
   assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
   for phrase in phrases:
     assert phrase in lines[0], lines[0]
@@ -360,7 +360,7 @@ def test_ctrl_c_while_importing_is_one_line_and_writes_nothing(tmp_path):
   time.sleep(0.4)  # within the imports (main.py --help takes about 1.2 s in all)
   process.send_signal(signal.SIGINT)
   _, stderr = process.communicate(timeout=60)
-  assert process.returncode == 130 and stderr.strip().splitlines() == [
+  assert process.returncode == 130 and ours(stderr).strip().splitlines() == [
       'interrupted by signal 2 while starting, before anything was read or written']
   assert not (tmp_path / 'w').exists()
 

@@ -12,7 +12,8 @@ import pytest
 from dnn_jax.run import loop, placement
 from dnn_jax.errors import ConfigError
 from dnn_jax.tasks import linear
-from tests.conftest import ROOT, small_config
+from dnn_jax.core import platform
+from tests.conftest import CPU_ONLY, ROOT, cpu_only, small_config
 
 
 @pytest.mark.parametrize('overrides, what', [
@@ -46,7 +47,7 @@ np.save('{out}', r.step_losses)
 
 def test_a_grid_shards_over_four_cpu_devices(tmp_path):
   out = tmp_path / 'losses.npy'
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4', **CPU_ONLY,
              PYTHONPATH=str(ROOT))
   result = subprocess.run([sys.executable, '-c', SHARDED.format(out=out, grid=GRID)], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -56,7 +57,9 @@ def test_a_grid_shards_over_four_cpu_devices(tmp_path):
   np.testing.assert_allclose(np.load(out), one_device.step_losses, rtol=1e-5)
 
 
-def test_the_cpu_rule_for_the_chunk_width():
+@cpu_only
+def test_the_cpu_rule_for_the_chunk_width(monkeypatch):
+  monkeypatch.delenv(platform.ACCELERATOR_DEFAULTS, raising=False)
   assert placement.chunk_width(0, 8, lambda: 250e6) == 1  # a LeNet step fills the CPU
   assert placement.chunk_width(0, 8, lambda: 6e3) == 8    # a batch-1 linear step does not
   assert placement.chunk_width(0, 8, lambda: 3e6) == 3

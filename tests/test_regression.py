@@ -28,11 +28,11 @@ EXPECTED = {
 CASES = list(EXPECTED)
 
 
-def first_steps(experiment, variant):
+def first_steps(experiment, variant, precision='float32'):
   """Mean training losses of steps 1-25 and 26-50 of seed 0 on the first 1,000 examples, and
-  the mean test loss after them."""
+  the mean test loss after them (at `precision`: the stored numbers are float32's)."""
   task = tasks.TRAINING[make_config(experiment).task]
-  config = make_config(experiment, train_examples=1000, steps=50,
+  config = make_config(experiment, train_examples=1000, steps=50, precision=precision,
                        **{task.VARIANT_SETTING: variant})
   result = loop.run_variant(config, task, variant, *task.load_data(config),
                             log=lambda line: None)

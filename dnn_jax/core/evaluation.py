@@ -36,7 +36,7 @@ def score(state: training.TrainState, images: jax.Array, labels: jax.Array,
 
   def body(totals, xs):
     x, y, w = xs
-    outputs = spec.model.apply({'params': state.params}, spec.preprocess(x))
+    outputs = spec.apply(state.params, x)
     loss = jnp.sum(jnp.where(w, objective.loss(outputs, y), 0.0))
     correct = jnp.sum(w & objective.correct(outputs, y))
     predicted = objective.predict(outputs).astype(jnp.int32)

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
+from dnn_jax.core import platform
+
 
 class Ops(NamedTuple):
   conv: Callable[[jax.Array, jax.Array, int], jax.Array]  # (x CNHW, kernel HWIO, padding)
@@ -116,9 +118,16 @@ def tanh(x: jax.Array) -> jax.Array:
   return jnp.where(jnp.abs(x) < TANH_TINY, x, ratio)
 
 
+# JAX's own derivative of tanh from its output y: dx * (1 - y^2) as one_minus_square where
+# lax has it (jax 0.11 on), else (dx + dx * y) * (1 - y) (jax 0.10).
+_one_minus_square = getattr(lax, 'one_minus_square', None)
+
+
 @tanh.defjvp
 def _tanh_jvp(primals, tangents):
   y, (dx,) = tanh(*primals), tangents
+  if _one_minus_square is not None:
+    return y, dx * _one_minus_square(y)
   return y, (dx + dx * y) * (1 - y)
 
 
@@ -145,4 +154,4 @@ KERNELS = tuple(OPS)
 
 def default_kernels() -> str:
   """'cpu' on the CPU backend, 'stock' on accelerators."""
-  return 'cpu' if jax.default_backend() == 'cpu' else 'stock'
+  return 'stock' if platform.on_accelerator() else 'cpu'

@@ -23,7 +23,7 @@ from flax import linen as nn
 from flax import struct
 from jax import lax
 
-from dnn_jax.core import data, losses
+from dnn_jax.core import data, losses, platform
 
 SAMPLINGS = ('shuffle', 'with_replacement')  # a new permutation each epoch; uniform draws
 
@@ -41,6 +41,7 @@ class TrainSpec:
   total_steps: int          # steps past this are skipped (a last, partial epoch)
   steps_per_call: int       # steps per call of `train_epoch`: the epoch, or a share of it
   models_per_chunk: int = 1  # models vmapped side by side (see over_models)
+  precision: str = 'float32'  # a key of platform.PRECISIONS: of the matmuls and convolutions
 
   @property
   def calls_per_epoch(self) -> int:
@@ -58,6 +59,11 @@ class TrainSpec:
   def preprocess(self, images: jax.Array) -> jax.Array:
     """uint8 images -> float32, scaled on the device inside the step."""
     return data.scale_pixels(images, self.pixel_scale)
+
+  def apply(self, params: Any, images: jax.Array) -> jax.Array:
+    """The model's outputs for uint8 `images`, at the spec's matmul precision."""
+    with jax.default_matmul_precision(platform.PRECISIONS[self.precision]):
+      return self.model.apply({'params': params}, self.preprocess(images))
 
 
 @struct.dataclass
@@ -80,12 +86,12 @@ def init(key: jax.Array, spec: TrainSpec, hyper: dict[str, jax.Array]) -> TrainS
 def default_micro_batches() -> int:
   """5 on CPU (the fastest for LeNet there, benchmarks/README.md), 1 elsewhere (an accelerator
   wants the whole batch at once)."""
-  return 5 if jax.default_backend() == 'cpu' else 1
+  return 1 if platform.on_accelerator() else 5
 
 
 def _loss(params, spec: TrainSpec, images: jax.Array, labels: jax.Array) -> jax.Array:
   """The summed loss over `images` divided by the batch size: their share of the batch mean."""
-  outputs = spec.model.apply({'params': params}, spec.preprocess(images))
+  outputs = spec.apply(params, images)
   return jnp.sum(losses.OBJECTIVES[spec.objective].loss(outputs, labels)) / spec.batch_size
 
 

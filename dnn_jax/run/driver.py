@@ -8,9 +8,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
+
 from dnn_jax import tasks
 from dnn_jax.config import Config
-from dnn_jax.core import data
+from dnn_jax.core import data, platform
 from dnn_jax.errors import (CheckpointError, ConfigError, Interrupted, NothingToEvaluate,
                             WorkdirMoved, WriteError)
 from dnn_jax.results import environment, scores, write
@@ -34,6 +36,9 @@ def _start(config: Config, mode: str, log: Callable[[str], None]):
   return task, train_split, test_split, setups
 
 
+COMPILED = 'compiled'  # <workdir>/compiled/: the run's compiled programs, on GPUs (_compile_once)
+
+
 def _checkpoints(workdir: Path, config: Config, variant: str, read_only: bool = False,
                  guard: Callable[[Path | None], None] | None = None) -> checkpoints.Checkpoints:
   return checkpoints.Checkpoints(workdir / workdirs.CHECKPOINTS / variant,
@@ -46,7 +51,7 @@ def layout(config: Config) -> workdirs.Layout:
   return workdirs.Layout(
       files=(*write.file_names(tasks.TRAINING[config.task]), metrics.METRICS_FILE),
       folders=(workdirs.CHECKPOINTS, *(f'{workdirs.CHECKPOINTS}/{v}' for v in config.variants),
-               metrics.TENSORBOARD_DIR))
+               metrics.TENSORBOARD_DIR, COMPILED))
 
 
 def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str], None] = print,
@@ -83,6 +88,7 @@ def train_and_evaluate(config: Config, workdir: str | Path, log: Callable[[str],
       claims[0].check(written)
 
     cluster.on_main(claim, (ConfigError, WriteError))
+    _compile_once(config, workdir)
     log(f'workdir: {workdir}' + (f'; to resume after an interruption: {resume_command}'
                                  if resume_command else ''))
     trained = {}
@@ -121,6 +127,7 @@ def evaluate_checkpoints(config: Config, workdir: str | Path, step: int | None =
   identity.agree(config, 'eval')
   with workdirs.lock(workdir, shared=True):
     workdirs.check_config(workdir, config, create=False)
+    _compile_once(config, workdir)
     _, _, test_split, setups = _start(config, 'eval', log)
     results = {}
     for variant, ready in setups.items():
@@ -131,6 +138,13 @@ def evaluate_checkpoints(config: Config, workdir: str | Path, step: int | None =
       finally:
         ckpts.close()
     return results
+
+
+def _compile_once(config: Config, workdir: Path) -> None:
+  """On a GPU, with `deterministic`: every compiled program kept in the workdir, for the
+  processes that resume or evaluate the run to run the same one."""
+  if config.deterministic and jax.default_backend() == 'gpu':
+    platform.use_compilation_cache(str((workdir / COMPILED).absolute()))
 
 
 def _evaluate_checkpoint(config: Config, variant: str, ready: program.Setup,

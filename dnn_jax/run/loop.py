@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from dnn_jax.config import Config
-from dnn_jax.core import data, evaluation, losses, models, training
+from dnn_jax.core import data, evaluation, losses, models, platform, training
 from dnn_jax.errors import Interrupted, TrainingDiverged
 from dnn_jax.results import scores
 from dnn_jax.run import checkpoints, cluster, interrupts, metrics, program, progress
@@ -156,7 +156,7 @@ def numerics(config: Config, spec: training.TrainSpec) -> dict[str, Any]:
   same bit for bit only where this is the same too (else the same to float rounding)."""
   return dict(models_per_chunk=spec.models_per_chunk, kernels=config.kernels,
               micro_batches=config.micro_batches, platform=jax.default_backend(),
-              devices=jax.device_count())
+              devices=jax.device_count(), deterministic=platform.deterministic())
 
 
 def _numerics_so_far(trained_with: Sequence[dict[str, Any]], now: dict[str, Any], step: int,

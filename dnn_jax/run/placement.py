@@ -12,6 +12,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dnn_jax.config import Config
+from dnn_jax.core import platform
 from dnn_jax.errors import ConfigError
 from dnn_jax.results import environment
 from dnn_jax.run import cluster
@@ -73,7 +74,7 @@ def chunk_width(requested: int, num_models: int, step_flops: Callable[[], float]
   per model) under CPU_CHUNK_FLOPS, at least one."""
   if requested:
     return min(requested, num_models)
-  if num_models == 1 or jax.default_backend() != 'cpu':
+  if num_models == 1 or platform.on_accelerator():
     return num_models
   return int(np.clip(CPU_CHUNK_FLOPS // step_flops(), 1, num_models))
 

@@ -19,7 +19,9 @@ import threading
 from typing import Sequence
 
 WORKER = 'DNN_JAX_WORKER'  # set in the child's environment
-_RUNTIME_LINE = re.compile(r'^([IWEF]\d{4} \d\d:\d\d:\d\d|\[Gloo\]|terminate called)')
+# A line the runtime (XLA, CUDA, Gloo) logs on its own, not one of this project's.
+RUNTIME_LINE = re.compile(r'^([IWEF]\d{4} \d\d:\d\d:\d\d|\[Gloo\]|terminate called|'
+                          r'WARNING: All log messages before absl::InitializeLog)')
 _OURS = re.compile(r'^(\[process \d+/\d+\] |Traceback )')
 
 
@@ -64,7 +66,7 @@ def run(command: Sequence[str], label: str, coordinator: str, init_timeout: int)
 
   def pass_output():  # all but the runtime's own lines (Gloo's "Rank 0 is connected...")
     for line in child.stdout:
-      if not _RUNTIME_LINE.match(line):
+      if not RUNTIME_LINE.match(line):
         sys.stdout.write(line)
         sys.stdout.flush()
 
@@ -73,7 +75,7 @@ def run(command: Sequence[str], label: str, coordinator: str, init_timeout: int)
   runtime = collections.deque(maxlen=400)
   in_runtime_block = False
   for line in child.stderr:
-    if _RUNTIME_LINE.match(line):
+    if RUNTIME_LINE.match(line):
       in_runtime_block = True
     elif _OURS.match(line):
       in_runtime_block = False
