@@ -25,6 +25,7 @@ def numbers(results):
           for v, r in results['variants'].items()}
 
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_the_api_and_the_command_line_give_the_same_run(api_run, tmp_path):
   result = subprocess.run([sys.executable, str(ROOT / 'main.py'), '--experiment=linear',
                            *(f'--{k}={v}' for k, v in SMALL.items()), f'--workdir={tmp_path}'],

@@ -196,6 +196,7 @@ def test_printed_eval_command_prints_the_training_numbers(quick_run):
   assert f'restored checkpoint at step {QUICK_RUN_STEPS}' in eval_stdout
 
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_sigkill_mid_run_then_the_printed_resume_command_is_bit_identical(quick_run, tmp_path):
   code, stdout, _, workdir = interrupt(signal.SIGKILL, tmp_path, f'--workdir={tmp_path / "w"}')
   assert code == -signal.SIGKILL

@@ -102,6 +102,7 @@ def test_missing_dataset_is_one_line(tmp_path):
   assert 'MNIST folder not found' in result.stderr and '--mnist_dir' in result.stderr
 
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_eval_before_training_prints_the_training_command_which_works(tmp_path):
   args = ['--experiment=linear', '--loss=logistic', '--train_examples=300', '--epochs=1']
   result = run_main(*args, '--mode=eval', f'--workdir={tmp_path}/w')

@@ -107,6 +107,7 @@ def test_runs_started_in_the_same_second_get_their_own_workdirs(tmp_path):
 
 # --- a full disk ---
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_a_checkpoint_that_cannot_be_written_loses_nothing(tmp_path, reference, monkeypatch):
   """A full disk at a save (simulated in-process: ENOSPC from orbax): one error, no temporary
   folder left, the previous checkpoints intact; the run resumes once there is room."""
@@ -308,6 +309,7 @@ def test_an_unusable_workdir_is_refused_before_anything_is_written(tmp_path, mak
 
 # --- silent wrong results ---
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_flipped_bytes_in_a_checkpoint_are_detected_and_the_previous_one_used(
     tmp_path, quick_run, reference):
   shutil.copytree(quick_run[0], tmp_path, dirs_exist_ok=True)

@@ -26,6 +26,7 @@ def test_seed_i_of_a_vmapped_run_equals_a_single_run_to_rounding(splits):
     assert one.results['test_loss'][0] == pytest.approx(many.results['test_loss'][i], rel=1e-5)
 
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_at_the_same_chunk_width_seed_i_is_its_single_run_bit_for_bit_where_rounding_grows():
   """Batch-1 LeNet at the course's learning rate: a run where a rounding difference grows into
   another model (docs/runs.md: 61.64% alone, 52.23% beside 7 others at width 3); at width 1

@@ -95,6 +95,7 @@ def test_backprop_formulas_match_autodiff_in_float64(widths):
   assert [g[0].shape for g in grads] == [a.shape for a, _ in params]
 
 
+@pytest.mark.slow  # over 8 s on 2 cores
 def test_theory_experiment_writes_report_and_figure(tmp_path, mnist_dir):
   assert theory_task.run(mnist_dir, None, tmp_path, seed=0)
   text = (tmp_path / 'theory.md').read_text()

@@ -68,6 +68,7 @@ def lenet_run(tmp_path_factory):
   return workdir, config
 
 
+@pytest.mark.slow  # lenet_run trains two LeNets: 20 s on 2 cores
 def test_lenet_figures_are_written(lenet_run):
   workdir, _ = lenet_run
   assert_figures(workdir, (*COMMON_FIGURES, 'c1_kernels.png', 'c3_connections.png'))
@@ -77,6 +78,7 @@ def test_lenet_figures_are_written(lenet_run):
   assert all(0.1 < l['test_accuracy_mean'] <= 1 and len(l['test_loss']) == 1 for l in lines)
 
 
+@pytest.mark.slow  # lenet_run
 def test_c3_figure_zeros_are_exactly_table_one(lenet_run, tmp_path):
   """The trained sparse C3's zero slices are exactly the connections Table I leaves out;
   the full C3 has none."""
