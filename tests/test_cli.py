@@ -1,6 +1,7 @@
 """The command line: results.json of a small run, every bad input as one line + exit 2, and
 the commands it prints."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -85,14 +86,25 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize('args, names, accepted', BAD_INPUTS, ids=lambda a: str(a))
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names, accepted):
-  result = run_main(*args, f'--workdir={tmp_path}')
+@pytest.fixture(scope='module')
+def bad_input_runs(tmp_path_factory):
+  """Each BAD_INPUTS command run in its own workdir, three processes at a time (most of a
+  run's time is importing JAX): [(workdir, completed process)]."""
+  workdirs = [tmp_path_factory.mktemp('bad_input') for _ in BAD_INPUTS]
+  run = lambda case, workdir: run_main(*case[0], f'--workdir={workdir}')
+  with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+    return list(zip(workdirs, pool.map(run, BAD_INPUTS, workdirs)))
+
+
+@pytest.mark.parametrize('case', range(len(BAD_INPUTS)), ids=[str(c) for c in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(bad_input_runs, case):
+  _, names, accepted = BAD_INPUTS[case]
+  workdir, result = bad_input_runs[case]
   assert result.returncode == 2, result.stderr
   lines = ours(result.stderr).strip().splitlines()
   assert len(lines) == 1, result.stderr
   assert names in lines[0] and accepted in lines[0]
-  assert 'Traceback' not in result.stderr and not list(tmp_path.iterdir())  # nothing written
+  assert 'Traceback' not in result.stderr and not list(workdir.iterdir())  # nothing written
 
 
 def test_missing_dataset_is_one_line(tmp_path):
