@@ -52,6 +52,33 @@ def test_keeps_only_the_newest(tmp_path):
   assert ckpts.steps() == [2, 3]
 
 
+def test_a_failed_save_leaves_no_unfinished_folder_even_one_written_into_late(
+    tmp_path, monkeypatch):
+  """After a failed save, orbax's metadata thread can write into the unfinished folder as it
+  is removed (seen once in CI on a full disk): it is removed again."""
+  state, _ = seeds_state(1)
+  ckpts = checkpoints.Checkpoints(tmp_path / 'ckpt', keep=2)
+  unfinished = tmp_path / 'ckpt' / f'3{checkpoints.UNFINISHED}'
+  rmtree, removals = checkpoints.shutil.rmtree, []
+
+  def late_write(path, ignore_errors=False):
+    rmtree(path, ignore_errors=ignore_errors)
+    if not removals:  # the first removal races with a write that remakes the folder
+      unfinished.mkdir()
+      (unfinished / '_CHECKPOINT_METADATA').write_text('{}')
+    removals.append(path)
+
+  def failing_save(*args, **kwargs):
+    unfinished.mkdir()
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(checkpoints.shutil, 'rmtree', late_write)
+  monkeypatch.setattr(ckpts._manager, 'save', failing_save)
+  with pytest.raises(checkpoints.WriteError, match='step 3 .*No space left on device'):
+    ckpts.save(3, dict(state=state))
+  assert len(removals) == 2 and not unfinished.exists()
+
+
 @pytest.fixture
 def collect_garbage():
   yield

@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -189,8 +190,15 @@ class Checkpoints:
     self._manager.reload()  # forget the step that was moved away
 
   def _remove_unfinished(self) -> None:
-    for unfinished in self.directory.glob(f'*{UNFINISHED}*'):
-      shutil.rmtree(unfinished, ignore_errors=True)
+    """Remove the unfinished saves, again while one is still there: after a failed save,
+    orbax's metadata thread can write a file into the folder as it is removed."""
+    for pause in (0, 0.05, 0.2, 0.5, 1):
+      time.sleep(pause)
+      unfinished = list(self.directory.glob(f'*{UNFINISHED}*'))
+      if not unfinished:
+        return
+      for folder in unfinished:
+        shutil.rmtree(folder, ignore_errors=True)
 
   def close(self) -> None:
     self._manager.close()
