@@ -33,8 +33,10 @@ SPLIT_SIZES = {'train': 60_000, 'test': 10_000}
 BINARY_DIGITS = (4, 9)  # the linear experiment: 4 -> -1, 9 -> +1
 BINARY_SPLIT_SIZES = {'train': 11_791, 'test': 1_991}
 DEFAULT_MNIST_DIR = shipped.folder('data/mnist')  # found from the package: any working directory
-# How uint8 pixels become the model's input: unit, [0, 1] as torchvision's ToTensor; raw, 0..255.
-PIXEL_DIVISORS = {'unit': 255.0, 'raw': 1.0}
+# How uint8 pixels become the model's input, as (background, ink) values for pixels 0 and 255:
+# unit, [0, 1] as torchvision's ToTensor; raw, 0..255; lecun, the 1998 paper's -0.1 to 1.175
+# (mean about 0 and variance about 1 over MNIST).
+PIXEL_RANGES = {'unit': (0.0, 1.0), 'raw': (0.0, 255.0), 'lecun': (-0.1, 1.175)}
 TFDS_REQUIREMENTS = 'requirements-tfds.txt'  # what preparing MNIST with TFDS needs beside ours
 HOW_TO_PROVIDE = (
     f'pass --mnist_dir=DIR with the four MNIST IDX .gz files ({", ".join(IDX_MD5)}; the '
@@ -143,8 +145,10 @@ def binary_4_vs_9(split: Split) -> Split:
 
 
 def scale_pixels(images, pixel_scale: str):
-  """uint8 images (numpy or JAX) as float32 inputs on the `pixel_scale` of PIXEL_DIVISORS."""
-  return images.astype('float32') / PIXEL_DIVISORS[pixel_scale]
+  """Images of pixels 0..255 (uint8 or float, numpy or JAX) as float32 inputs on the
+  `pixel_scale` of PIXEL_RANGES (unit: x / 255, raw: x, bit for bit)."""
+  background, ink = PIXEL_RANGES[pixel_scale]
+  return images.astype('float32') / (255.0 / (ink - background)) + background
 
 
 def first(split: Split, n: int) -> Split:

@@ -66,10 +66,35 @@ def argmax_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return argmax_class(logits) == labels
 
 
+# The MAP criterion's constant j (LeCun et al. 1998, section II.C), which the paper leaves
+# unstated: e^-j acts as an 11th "rubbish" class whose penalty is j. With j = 0.1 the criterion
+# keeps pulling the correct class's penalty towards 0 as the paper's plain MSE criterion does
+# (a larger j stops the pull once it is below j), while the log term pushes up competitors
+# within reach.
+MAP_J = 0.1
+
+
+def map_criterion(penalties: jax.Array, labels: jax.Array) -> jax.Array:
+  """y_correct + log(e^-j + sum_i e^-y_i) of RBF penalties y (smallest wins), stably."""
+  rubbish = jnp.full(penalties.shape[:-1] + (1,), MAP_J, penalties.dtype)
+  competition = jax.nn.logsumexp(-jnp.concatenate([penalties, rubbish], axis=-1), axis=-1)
+  return jnp.take_along_axis(penalties, labels[..., None], axis=-1)[..., 0] + competition
+
+
+def argmin_class(penalties: jax.Array) -> jax.Array:
+  return jnp.argmin(penalties, axis=-1)
+
+
+def argmin_correct(penalties: jax.Array, labels: jax.Array) -> jax.Array:
+  return argmin_class(penalties) == labels
+
+
 OBJECTIVES: dict[str, Objective] = {
     'logistic': Objective(logistic, sign_correct, sign_class, sign_label_class, 2, math.log(2)),
     'sum_of_squares': Objective(sum_of_squares, sign_correct, sign_class, sign_label_class, 2,
                                 0.5),
     'cross_entropy': Objective(cross_entropy, argmax_correct, argmax_class, lambda y: y, 10,
                                math.log(10)),
+    'map': Objective(map_criterion, argmin_correct, argmin_class, lambda y: y, 10,
+                     math.log(math.exp(-MAP_J) + 10)),
 }

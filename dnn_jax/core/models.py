@@ -25,7 +25,7 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 2, 3, 4, 5),
 )
 C3_VARIANTS = ('sparse', 'full')
-INITS = ('torch', 'flax')
+INITS = ('torch', 'flax', 'lecun1998')
 
 Initializer = Callable[..., jax.Array]
 
@@ -38,13 +38,9 @@ def c3_mask() -> np.ndarray:
   return mask
 
 
-def torch_uniform(fan_in: float | np.ndarray) -> Initializer:
-  """PyTorch's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-
-  `fan_in` may be an array over the last (output) axis: sparse C3's maps have 75, 100 or
-  150 inputs each, as the course's 16 separate convolutions had.
-  """
-  bound = jnp.asarray(1.0 / np.sqrt(fan_in), jnp.float32)
+def uniform(bound: float | np.ndarray) -> Initializer:
+  """U(-bound, bound); `bound` may be an array over the last (output) axis."""
+  bound = jnp.asarray(bound, jnp.float32)
 
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * bound.astype(dtype)
@@ -52,10 +48,26 @@ def torch_uniform(fan_in: float | np.ndarray) -> Initializer:
   return init
 
 
+def torch_uniform(fan_in: float | np.ndarray) -> Initializer:
+  """PyTorch's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+  `fan_in` may be an array over the last (output) axis: sparse C3's maps have 75, 100 or
+  150 inputs each, as the course's 16 separate convolutions had.
+  """
+  return uniform(1.0 / np.sqrt(fan_in))
+
+
+def lecun1998_uniform(fan_in: float | np.ndarray) -> Initializer:
+  """The 1998 paper's (Appendix A): U(-2.4/F, 2.4/F), F the fan-in of the unit."""
+  return uniform(2.4 / np.asarray(fan_in, np.float64))
+
+
 def initializers(init: str, fan_in: float | np.ndarray) -> tuple[Initializer, Initializer]:
   """(kernel_init, bias_init) for `init` in INITS."""
   if init == 'torch':
     return torch_uniform(fan_in), torch_uniform(fan_in)
+  if init == 'lecun1998':
+    return lecun1998_uniform(fan_in), lecun1998_uniform(fan_in)
   if init == 'flax':
     return nn.initializers.lecun_normal(), nn.initializers.zeros_init()
   raise ValueError(f'init {init!r}: expected one of {INITS}')
@@ -149,7 +161,7 @@ def c3_connection_norms(kernel: np.ndarray) -> np.ndarray:
 def num_trainable_params(model: nn.Module, params: chex.ArrayTree) -> int:
   """Weights that training can change: masked-out kernel entries of a sparse C3 excluded."""
   total = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-  if isinstance(model, LeNet5) and model.c3 == 'sparse':
+  if getattr(model, 'c3', None) == 'sparse':  # LeNet-5, the course's or the paper's
     kh, kw = params['C3']['kernel'].shape[:2]
     total -= kh * kw * int((c3_mask() == 0).sum())
   return total

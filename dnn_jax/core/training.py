@@ -13,6 +13,7 @@ keys (`over_models`): chunks of `models_per_chunk` models vmapped, one after ano
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import chex
@@ -23,9 +24,11 @@ from flax import linen as nn
 from flax import struct
 from jax import lax
 
-from dnn_jax.core import data, losses, platform
+from dnn_jax.core import data, distortions, losses, platform, sdlm
 
 SAMPLINGS = ('shuffle', 'with_replacement')  # a new permutation each epoch; uniform draws
+OPTIMIZERS = ('sgd', 'sdlm')  # plain SGD; stochastic diagonal Levenberg-Marquardt (sdlm.py)
+_DISTORTION_STREAM = 1  # folded into an epoch's key for its distortions' keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +37,7 @@ class TrainSpec:
   model: nn.Module
   objective: str            # a key of losses.OBJECTIVES
   batch_size: int
-  pixel_scale: str          # a key of data.PIXEL_DIVISORS
+  pixel_scale: str          # a key of data.PIXEL_RANGES
   sampling: str             # one of SAMPLINGS
   micro_batches: int        # slices of a batch differentiated apart (see loss_and_grads)
   steps_per_epoch: int      # batches drawn per epoch
@@ -42,6 +45,8 @@ class TrainSpec:
   steps_per_call: int       # steps per call of `train_epoch`: the epoch, or a share of it
   models_per_chunk: int = 1  # models vmapped side by side (see over_models)
   precision: str = 'float32'  # a key of platform.PRECISIONS: of the matmuls and convolutions
+  optimizer: str = 'sgd'      # one of OPTIMIZERS
+  distort: bool = False       # train on randomly distorted examples (distortions.py)
 
   @property
   def calls_per_epoch(self) -> int:
@@ -52,18 +57,22 @@ class TrainSpec:
     """Epochs run: as many (the last maybe partial) as `total_steps` needs."""
     return -(-self.total_steps // self.steps_per_epoch)
 
-  def optimizer(self, hyper: dict[str, jax.Array]) -> optax.GradientTransformation:
-    """SGD at the model's own (traced) learning rate."""
+  def transformation(self, hyper: dict[str, jax.Array]) -> optax.GradientTransformation:
+    """The optimizer at the model's own (traced) learning rate: SGD, or SDLM with the
+    learning rate as the eta of its first passes."""
+    if self.optimizer == 'sdlm':
+      return sdlm.sdlm(hyper['learning_rate'], self.steps_per_epoch, hyper['sdlm_mu'])
     return optax.sgd(hyper['learning_rate'])
 
   def preprocess(self, images: jax.Array) -> jax.Array:
     """uint8 images -> float32, scaled on the device inside the step."""
     return data.scale_pixels(images, self.pixel_scale)
 
-  def apply(self, params: Any, images: jax.Array) -> jax.Array:
-    """The model's outputs for uint8 `images`, at the spec's matmul precision."""
+  def apply(self, params: Any, images: jax.Array, **options) -> jax.Array:
+    """The model's outputs for `images` of pixels 0..255, at the spec's matmul precision;
+    `options` go to the model (e.g. head=False)."""
     with jax.default_matmul_precision(platform.PRECISIONS[self.precision]):
-      return self.model.apply({'params': params}, self.preprocess(images))
+      return self.model.apply({'params': params}, self.preprocess(images), **options)
 
 
 @struct.dataclass
@@ -79,8 +88,8 @@ def init(key: jax.Array, spec: TrainSpec, hyper: dict[str, jax.Array]) -> TrainS
   """A model's initial state; `hyper`: its value of every sweepable setting."""
   hyper = {name: jnp.asarray(value, jnp.float32) for name, value in hyper.items()}
   params = spec.model.init(key, jnp.zeros((1, 28, 28, 1), jnp.float32))['params']
-  return TrainState(jnp.zeros((), jnp.int32), params, spec.optimizer(hyper).init(params), hyper,
-                    spec)
+  return TrainState(jnp.zeros((), jnp.int32), params, spec.transformation(hyper).init(params),
+                    hyper, spec)
 
 
 def default_micro_batches() -> int:
@@ -107,14 +116,27 @@ def loss_and_grads(params, spec: TrainSpec, images: jax.Array,
 
 
 def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, jax.Array]:
-  """One SGD step on `batch` = (uint8 images (B, 28, 28, 1), labels (B,)); returns the loss."""
+  """One step on `batch` = (images (B, 28, 28, 1) of pixels 0..255, uint8 or float; labels
+  (B,)); returns the loss."""
   images, labels = batch
   chex.assert_shape(images, (state.spec.batch_size, 28, 28, 1))
   loss, grads = loss_and_grads(state.params, state.spec, images, labels)
-  tx = state.spec.optimizer(state.hyper)
+  tx = state.spec.transformation(state.hyper)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+
+def refresh_curvature(state: TrainState, images: jax.Array, labels: jax.Array) -> TrainState:
+  """SDLM's h_kk re-estimated on `images` (before a pass), from the second derivatives of the
+  loss in the outputs of the model's layers before its `head` (the paper's RBF layer)."""
+  spec = state.spec
+  objective = losses.OBJECTIVES[spec.objective].loss
+  head = spec.model.head
+  features = functools.partial(spec.apply, head=False, curvature=True)
+  loss = lambda x, label: objective(head(x[None]), label[None])[0]
+  estimate = sdlm.curvature(features, loss, state.params, images, labels)
+  return state.replace(opt_state=sdlm.with_curvature(state.opt_state, estimate))
 
 
 def epoch_indices(key: jax.Array, spec: TrainSpec, num_examples: int) -> jax.Array:
@@ -131,14 +153,24 @@ def train_epoch(state: TrainState, key: jax.Array, images: jax.Array,
   """The current epoch's next `spec.steps_per_call` steps (by default the whole epoch) as
   one `lax.scan`; returns the state and the per-step losses.
 
-  `key` is the epoch's data-order key; the position in the epoch is `state.step` modulo
-  the epoch length, so a state saved between calls resumes exactly. Steps past the end of
-  the epoch or past `total_steps` are computed but leave the state unchanged.
+  `key` is the epoch's data-order key (and, folded, its distortions'); the position in the
+  epoch is `state.step` modulo the epoch length, so a state saved between calls resumes
+  exactly. Steps past the end of the epoch or past `total_steps` are computed but leave the
+  state unchanged. SDLM re-estimates its curvature at the start of the epoch, on the first
+  `sdlm.CURVATURE_EXAMPLES` examples of the epoch's order.
   """
   spec = state.spec
   n = spec.steps_per_call
   indices = epoch_indices(key, spec, images.shape[0])
   start = state.step % spec.steps_per_epoch
+  if spec.optimizer == 'sdlm':
+    sample = indices.reshape(-1)[:sdlm.CURVATURE_EXAMPLES]
+    refresh = lambda s: refresh_curvature(s, images[sample], labels[sample])
+    if n == spec.steps_per_epoch:  # every call starts a pass
+      state = refresh(state)
+    else:  # a pass cut into calls: the same to float rounding (XLA fuses the two differently)
+      state = lax.cond(start == 0, refresh, lambda s: s, state)
+  distortion_key = jax.random.fold_in(key, _DISTORTION_STREAM) if spec.distort else None
   padded = spec.calls_per_epoch * n
   if n < spec.steps_per_epoch:
     indices = jnp.pad(indices, ((0, padded - spec.steps_per_epoch), (0, 0)))
@@ -148,7 +180,11 @@ def train_epoch(state: TrainState, key: jax.Array, images: jax.Array,
 
   def body(state, xs):
     batch_indices, position = xs
-    new_state, loss = train_step(state, (images[batch_indices], labels[batch_indices]))
+    batch_images = images[batch_indices]
+    if spec.distort:
+      batch_images = distortions.distort(jax.random.fold_in(distortion_key, position),
+                                         batch_images)
+    new_state, loss = train_step(state, (batch_images, labels[batch_indices]))
     if masked:
       active = (position < spec.steps_per_epoch) & (state.step < spec.total_steps)
       new_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
