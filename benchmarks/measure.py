@@ -45,7 +45,7 @@ def benchmark(case: str, num_seeds: int, learning_rates: tuple[float, ...] | Non
   """One row per variant of experiment `case` at `num_seeds` seeds (x `learning_rates`): its
   compile time, steady-state epoch and evaluation against `peak`. `quick`: tiny slices."""
   task = tasks.TRAINING[make_config(case).task]
-  train_examples = 200 if quick else (lenet_examples if task.NAME == 'lenet' else 0)
+  train_examples = 200 if quick else (lenet_examples if task.NAME in ('lenet', 'lenet1998') else 0)
   config = make_config(case, num_seeds=num_seeds, train_examples=train_examples,
                        steps=0 if quick else None, learning_rate=learning_rates,
                        **{task.VARIANT_SETTING: variants}, **settings)

@@ -28,6 +28,7 @@ from dnn_jax.results import environment, files
 FLAGS = flags.FLAGS
 CASES = {  # experiment -> (default seed counts, learning rates of its sweep case)
     'lenet': ((1, 8, 32), (0.02, 0.05, 0.1, 0.2, 0.5)),
+    'lenet1998': ((1, 8), (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
     'linear': ((1, 8), (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)),
     'linear_with_replacement': ((1, 8), (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
 }
@@ -37,7 +38,7 @@ flags.DEFINE_list('seed_counts', [], 'Seed counts for every case; default: 1, 8,
 flags.DEFINE_integer('sweep_seeds', 8, "Seeds of each case's 5-value learning-rate sweep; 0: no "
                      'sweep.')
 flags.DEFINE_integer('repeats', 3, 'Timed epochs per case (after one warm-up epoch).')
-flags.DEFINE_integer('lenet_examples', 0, 'Training images per LeNet epoch; 0: all 60,000.')
+flags.DEFINE_integer('lenet_examples', 0, 'Images per epoch of either LeNet; 0: all 60,000.')
 flags.DEFINE_bool('quick', False, 'Smoke run: tiny slices, one repeat; timings meaningless.')
 flags.DEFINE_string('out', 'benchmarks/results', 'Output path without extension (.md, .json).')
 flags.DEFINE_enum('precision', 'float32', list(platform.PRECISIONS), "The training's matmul "

@@ -120,6 +120,14 @@ def make_config(experiment: str = DEFAULT, protocol: str | None = None,
   if choice not in (*task.VARIANTS, tasks.BOTH):
     raise ConfigError(f'--{task.VARIANT_SETTING}={choice}: accepted: '
                       f'{", ".join((*task.VARIANTS, tasks.BOTH))}')
+  if values.get('optimizer', 'sgd') not in task.OPTIMIZERS:
+    raise ConfigError(f'--optimizer={values["optimizer"]}: accepted for --experiment='
+                      f'{found.name}: {", ".join(task.OPTIMIZERS)}')
+  if values.get('optimizer', 'sgd') != 'sdlm' and 'sdlm_mu' in overrides:
+    mu = overrides['sdlm_mu']
+    mu = ','.join(map(str, mu)) if isinstance(mu, (list, tuple)) else mu
+    raise ConfigError(f'--sdlm_mu={mu} applies only with --optimizer=sdlm '
+                      f'(here: {values.get("optimizer", "sgd")}); accepted: leave it out')
   if values.get('kernels', AUTO) == AUTO:
     values['kernels'] = kernels.default_kernels()
   if not values.get('micro_batches'):
@@ -130,10 +138,10 @@ def make_config(experiment: str = DEFAULT, protocol: str | None = None,
 
 def _check_names(task, overrides: dict[str, Any]) -> None:
   for name, value in overrides.items():
-    other = next((m for m in tasks.TRAINING.values()
-                  if m is not task and m.VARIANT_SETTING == name), None)
-    if other:
-      raise ConfigError(f'--{name}={value} applies only to --experiment={other.NAME} (accepted '
-                        f'there: {", ".join((*other.VARIANTS, tasks.BOTH))})')
+    sharing = tasks.by_variant_setting().get(name)
+    if sharing and name != task.VARIANT_SETTING:
+      where = ' or '.join(t.NAME for t in sharing)  # each task has an experiment of its name
+      raise ConfigError(f'--{name}={value} applies only to --experiment={where} (accepted '
+                        f'there: {", ".join((*sharing[0].VARIANTS, tasks.BOTH))})')
     if name not in settings():
       raise ConfigError(f'--{name}: no such setting; accepted: {", ".join(settings())}')

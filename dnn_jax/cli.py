@@ -89,10 +89,12 @@ def _define_flags() -> None:
                       + '; '.join(f'{e.protocol} ({e.name})' for e in map(catalog.load,
                                                                          catalog.names())
                                   if e.protocol) + '.')
-  for task in tasks.TRAINING.values():
-    flags.DEFINE_string(task.VARIANT_SETTING, None,
-                        f'--experiment={task.NAME}: {task.VARIANT_HELP} both: side by side '
-                        f'(default: {_experiment_values(task.VARIANT_SETTING)}). Accepted: '
+  for name, sharing in tasks.by_variant_setting().items():
+    task = sharing[0]
+    flags.DEFINE_string(name, None,
+                        f'Experiments of task {" or ".join(t.NAME for t in sharing)}: '
+                        f'{task.VARIANT_HELP} both: side by side (default: '
+                        f'{_experiment_values(name)}). Accepted: '
                         f'{", ".join((*task.VARIANTS, tasks.BOTH))}.')
   for field in dataclasses.fields(Config):
     if field.name in catalog.SELECTORS:

@@ -70,15 +70,27 @@ class Config:
                        '0: from --epochs.', 0, check=NON_NEGATIVE)
   batch_size: int = setting('Examples per SGD step; a last partial batch of an epoch is dropped.',
                             check=POSITIVE)
-  learning_rate: float | tuple[float, ...] = setting('SGD learning rate.', check=POSITIVE_FLOAT32,
-                                                     sweep=True)
-  pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255.',
-                             choices=tuple(data.PIXEL_DIVISORS))
+  learning_rate: float | tuple[float, ...] = setting(
+      'Learning rate; with --optimizer=sdlm the eta of the first passes, which the paper\'s '
+      'schedule lowers after.', check=POSITIVE_FLOAT32, sweep=True)
+  optimizer: str = setting('sgd: plain SGD (the course\'s); sdlm: the 1998 paper\'s stochastic '
+                           'diagonal Levenberg-Marquardt, a step per parameter from its '
+                           'curvature.', 'sgd', choices=training.OPTIMIZERS)
+  sdlm_mu: float | tuple[float, ...] = setting(
+      "With --optimizer=sdlm, mu of each step eta / (mu + h_kk): the largest step of a "
+      "parameter of little curvature is eta / mu (the paper's 0.02).", 0.02,
+      check=POSITIVE_FLOAT32, sweep=True)
+  distortions: bool = setting('Train on random affine distortions of each example, drawn anew '
+                              'each step (the 1998 paper\'s 0.8% result).', False)
+  pixel_scale: str = setting('unit: pixels in [0, 1] as torchvision ToTensor; raw: 0..255; '
+                             "lecun: the 1998 paper's -0.1 (background) to 1.175 (ink).",
+                             choices=tuple(data.PIXEL_RANGES))
   sampling: str = setting('shuffle: a new permutation each epoch; with_replacement: uniform '
                           'draws.', choices=training.SAMPLINGS)
   bias: bool = setting('Give the linear classifier a bias.', False)
   initializer: str = setting("torch: PyTorch's default uniform init (the course's); flax: "
-                             'lecun_normal weights, zero biases.', 'torch', choices=models.INITS)
+                             'lecun_normal weights, zero biases; lecun1998: the paper\'s '
+                             'U(-2.4/F, 2.4/F), F the fan-in.', 'torch', choices=models.INITS)
   seed: int = setting('Random seed; seed i of a multi-seed run is --seed + i.', 0)
   num_seeds: int = setting('Seeds: models trained at once, each with its own initialisation and '
                            'data order (for every swept value).', 1, check=POSITIVE)

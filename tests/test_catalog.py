@@ -59,7 +59,8 @@ def test_an_experiment_file_of_ones_own_runs_by_its_path(tmp_path):
 @pytest.mark.parametrize('text, message', [
     ('SETTINGS = 3\nTASK = "lenet"\n', 'must define SETTINGS (a dict) and one of TASK'),
     ('SETTINGS = {}\n', 'must define SETTINGS (a dict) and one of TASK'),
-    ('SETTINGS = {}\nTASK = "resnet"\n', "TASK = 'resnet'; accepted: lenet, linear, theory"),
+    ('SETTINGS = {}\nTASK = "resnet"\n',
+     "TASK = 'resnet'; accepted: lenet, lenet1998, linear, theory"),
     ('SETTINGS = {\n', 'cannot be read (SyntaxError'),
 ])
 def test_a_bad_experiment_file_is_one_line(tmp_path, text, message):
@@ -70,7 +71,8 @@ def test_a_bad_experiment_file_is_one_line(tmp_path, text, message):
 
 
 @pytest.mark.parametrize('overrides, message', [
-    (dict(experiment='resnet'), '--experiment=resnet: accepted: lenet, lenet_lr_sweep, linear'),
+    (dict(experiment='resnet'),
+     '--experiment=resnet: accepted: lenet, lenet1998, lenet1998_distorted, lenet_lr_sweep'),
     (dict(experiment='lenet', protocol='epochs'),
      '--protocol=epochs: accepted for --experiment=lenet: course'),
     (dict(experiment='theory'), '--experiment=theory trains nothing'),

@@ -39,7 +39,8 @@ def test_small_linear_run_writes_results(tmp_path):
 
 
 BAD_INPUTS = [
-    (['--experiment=resnet'], '--experiment=resnet', 'accepted: lenet, lenet_lr_sweep, linear'),
+    (['--experiment=resnet'], '--experiment=resnet',
+     'accepted: lenet, lenet1998, lenet1998_distorted, lenet_lr_sweep, linear'),
     (['--experiment=linear', '--loss=hinge'], '--loss=hinge', 'accepted: logistic, sum_of_squares, both'),
     (['--c3=half'], '--c3=half', 'accepted: sparse, full, both'),
     (['--sampling=bootstrap'], '--sampling=bootstrap', 'accepted: shuffle, with_replacement'),
@@ -51,7 +52,7 @@ BAD_INPUTS = [
     (['--experiment=lenet', '--loss=logistic'], 'loss=logistic',
      'applies only to --experiment=linear (accepted there: logistic, sum_of_squares, both)'),
     (['--experiment=linear', '--c3=full'], 'c3=full',
-     'applies only to --experiment=lenet (accepted there: sparse, full, both)'),
+     'applies only to --experiment=lenet or lenet1998 (accepted there: sparse, full, both)'),
     (['--experiment=linear', '--train_examples=10', '--batch_size=11'], '--batch_size=11',
      'larger than the training set (10 examples); accepted: 1..10'),
     (['--no_such_flag=1'], 'no_such_flag', 'Unknown command line flag'),
@@ -66,6 +67,10 @@ BAD_INPUTS = [
     (['--learning_rate=1e-5,inf'], '--learning_rate=1e-05,inf', 'item 2 (inf) must be positive'),
     (['--experiment=linear', '--learning_rate=nan'], '--learning_rate=nan',
      'must be positive and finite'),
+    (['--experiment=lenet', '--optimizer=sdlm'], '--optimizer=sdlm',
+     'accepted for --experiment=lenet: sgd'),
+    (['--experiment=lenet1998', '--sdlm_mu=0'], '--sdlm_mu=0', 'must be positive'),
+    (['--experiment=lenet', '--sdlm_mu=0.5'], '--sdlm_mu=0.5', 'applies only with --optimizer=sdlm'),
     (['--models_per_chunk=-1'], '--models_per_chunk=-1', 'must be >= 0'),
     (['--experiment=linear', '--protocol=course'], '--protocol=course',
      'accepted for --experiment=linear: epochs, with_replacement'),

@@ -51,7 +51,8 @@ def test_a_list_of_learning_rates_is_a_grid_of_models():
   assert config.learning_rate == (0.01, 0.1) and config.num_models == 6
   assert config.grid == ({'learning_rate': 0.01}, {'learning_rate': 0.1})
   assert [config.model(m) for m in (0, 2, 3)] == [
-      ({'learning_rate': 0.01}, 5), ({'learning_rate': 0.01}, 7), ({'learning_rate': 0.1}, 5)]
+      ({'learning_rate': 0.01, 'sdlm_mu': 0.02}, 5), ({'learning_rate': 0.01, 'sdlm_mu': 0.02}, 7),
+      ({'learning_rate': 0.1, 'sdlm_mu': 0.02}, 5)]
   assert config.describe_model(3) == 'learning_rate 0.1, seed 5'
   np.testing.assert_array_equal(config.hyper([5, 0])['learning_rate'],
                                 np.array([0.1, 0.01], np.float32))

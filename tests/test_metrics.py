@@ -38,6 +38,10 @@ def test_a_line_is_the_epoch_so_far():
   assert end['epoch_end'] and end['test_accuracy'] == [0.949999988079071, None]
   assert end['test_accuracy_mean'] == 0.949999988079071  # a model not tested is left out
   assert json.loads(json.dumps(end)) == end  # no NaN in the file
+  assert 'train_accuracy' not in end  # the task does not evaluate the training set
+  history.train_accuracy[:, 1] = [0.5, 0.75]  # where it does (tasks.lenet1998.TRAIN_ERROR)
+  end = metrics.record('logistic', spec, history, 60, 2)
+  assert end['train_accuracy'] == [0.5, 0.75] and end['train_accuracy_mean'] == 0.625
 
 
 def test_a_resumed_variant_rewrites_exactly_the_lines_its_checkpoint_holds(tmp_path):

@@ -90,7 +90,8 @@ def test_c3_figure_zeros_are_exactly_table_one(lenet_run, tmp_path):
     restored = checkpoints.restore_snapshot(ckpts, ready.untrained(), None, print)
     ckpts.close()
     assert int(restored.state.step[0]) == 10
-    shown[variant] = Shown(restored.state.params, ('seed 0',))
+    untested = np.full((1, 1), np.nan)
+    shown[variant] = Shown(restored.state.params, ('seed 0',), untested, untested)
   figure = lenet.figures(shown, None, 'test')['c3_connections.png'](
       tmp_path / 'c3.png')
   sparse, full = (np.asarray(ax.images[0].get_array()) for ax in figure.axes)

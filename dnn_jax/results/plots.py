@@ -18,6 +18,8 @@ class Shown(NamedTuple):
   """The models of a variant that its figures show: the seeds of one grid point."""
   params: Any                 # their parameters, numpy, with the models axis
   captions: tuple[str, ...]   # each model's description, e.g. 'seed 0'
+  test_accuracy: np.ndarray   # (models, epochs), NaN where not evaluated
+  train_accuracy: np.ndarray  # likewise, on the training set (NaN unless the task asks)
 
 
 def figure(**kwargs):
@@ -117,6 +119,41 @@ def accuracy_curves(per_epoch: Mapping[str, np.ndarray], path: str | Path, title
   ax.set_title(textwrap.fill(title, 100), fontsize=8)
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def error_curves(per_epoch: Mapping[str, np.ndarray], marks: Mapping[str, float],
+                 path: str | Path, title: str):
+  """Error (%) after each evaluated epoch, ((models, epochs), NaN where not evaluated) per
+  curve: the mean over models with its min-max band; `marks`: {label: error} lines, such
+  as a paper's figures."""
+  fig = figure(figsize=(8, 4.5), dpi=120)
+  ax = fig.subplots()
+  for name, error in per_epoch.items():
+    tested = ~np.isnan(error).all(axis=0)
+    epochs, error = np.flatnonzero(tested) + 1, error[:, tested]
+    line, = ax.plot(epochs, error.mean(axis=0), marker='o', lw=1.5,
+                    label=f'{name} (mean of {len(error)})')
+    if len(error) > 1:
+      ax.fill_between(epochs, error.min(axis=0), error.max(axis=0), color=line.get_color(),
+                      alpha=0.25, lw=0)
+  for label, value in marks.items():
+    ax.axhline(value, color='k', ls='--', lw=0.8)
+    ax.annotate(label, (1, value), xycoords=('axes fraction', 'data'), ha='right',
+                va='bottom', fontsize=8)
+  ax.set_xlabel('pass over the training set')
+  ax.set_ylabel('error (%)')
+  ax.set_yscale('log')
+  from matplotlib.ticker import FuncFormatter
+  leading = lambda v: round(v / 10 ** np.floor(np.log10(v)))  # 4 of 0.4
+  ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))  # 0.1, not 10^-1
+  ax.yaxis.set_minor_formatter(FuncFormatter(  # 0.2, 0.3, 0.4, 0.6 of a decade: not 2x10^-1
+      lambda v, _: f'{v:g}' if leading(v) in (2, 3, 4, 6) else ''))
+  ax.xaxis.get_major_locator().set_params(integer=True)
+  ax.set_title(textwrap.fill(title, 100), fontsize=8)
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3, which='both')
   fig.tight_layout()
   return _save(fig, path)
 

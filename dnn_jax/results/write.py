@@ -75,7 +75,9 @@ def write(config: Config, task: ModuleType, trained: Mapping[str, Any],
   shown_models = {v: _shown_models(config, rows, v) for v in trained}
   results['shown_models'] = {v: list(models) for v, models in shown_models.items()}
   shown = {v: Shown(jax.tree.map(lambda p, m=models: p[m.start:m.stop], trained[v].params),
-                    tuple(config.describe_model(m) for m in models))
+                    tuple(config.describe_model(m) for m in models),
+                    trained[v].test_accuracy[models.start:models.stop],
+                    trained[v].train_accuracy[models.start:models.stop])
            for v, models in shown_models.items()}
   shown_title = title + (', ' + ' / '.join(
       f'{v} at {describe_point(rows[m.start // config.num_seeds]["point"])}'

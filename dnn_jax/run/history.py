@@ -17,13 +17,15 @@ class History(NamedTuple):
   test_accuracy: np.ndarray  # float32 (padded models, epochs), NaN for epochs not evaluated
   test_loss: np.ndarray      # float32 (padded models, epochs), likewise
   eval_times: np.ndarray     # float64 (epochs,): evaluation seconds
+  train_accuracy: np.ndarray  # float32 (padded models, epochs): on the training set, where
+                              # the task asks (tasks.*.TRAIN_ERROR), else NaN
 
   @classmethod
   def empty(cls, num_models: int, spec: training.TrainSpec) -> History:
     untested = np.full((num_models, spec.num_epochs), np.nan, np.float32)
     return cls(np.zeros((num_models, spec.total_steps), np.float32),
                np.zeros(spec.num_epochs, np.float64), untested, untested.copy(),
-               np.zeros(spec.num_epochs, np.float64))
+               np.zeros(spec.num_epochs, np.float64), untested.copy())
 
   def epoch_losses(self, num_models: int, steps_per_epoch: int) -> np.ndarray:
     """(models, epochs) mean training loss of each epoch (the last one maybe partial)."""

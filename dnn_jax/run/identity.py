@@ -14,8 +14,9 @@ from dnn_jax.run import cluster
 from dnn_jax.version import __version__
 
 # The layout of what a checkpoint holds (run/checkpoints.py), raised whenever that changes:
-# 1, checkpoints before identities were recorded; 2, with the run's identity and numerics.
-LAYOUT = 2
+# 1, checkpoints before identities were recorded; 2, with the run's identity and numerics;
+# 3, the training set's accuracy per epoch in the history.
+LAYOUT = 3
 _AGREE_BYTES = 16384  # room for every identity setting, as JSON, in the processes' comparison
 
 

@@ -35,6 +35,7 @@ class VariantResult(NamedTuple):
   results: dict[str, Any]
   step_losses: np.ndarray       # (models, steps)
   test_accuracy: np.ndarray     # (models, epochs), NaN where an epoch was not tested
+  train_accuracy: np.ndarray    # (models, epochs), NaN where not evaluated (task.TRAIN_ERROR)
   params: Any                   # every model's parameters, numpy, with the models axis
   predictions: np.ndarray       # (models, test examples): the class each model predicts
 
@@ -62,9 +63,10 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
   log(f'[{variant}] {num_params:,} trainable parameters; {num_models} model(s), '
       f'{spec.models_per_chunk} side by side, compiled in {compiled.compile_time_s:.2f}s')
   test_data = program.place(test_split, ready.placement.replicated)
+  train_data = (compiled.images, compiled.labels) if task.TRAIN_ERROR else None
 
-  def evaluate(state: training.TrainState) -> evaluation.Scores:
-    return program.evaluate_models(state, test_data, num_models, config.eval_batch_size)
+  def evaluate(state: training.TrainState, placed=test_data) -> evaluation.Scores:
+    return program.evaluate_models(state, placed, num_models, config.eval_batch_size)
 
   initial_loss = np.maximum(evaluate(compiled.state).loss_sum / len(test_split.labels),
                             losses.OBJECTIVES[spec.objective].chance_loss)
@@ -110,7 +112,8 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
     diverged = now_diverged
     epoch_ended = step % spec.steps_per_epoch == 0 or step == spec.total_steps
     if epoch_ended and (epoch + 1 == spec.num_epochs or (epoch + 1) % (eval_every or 1) == 0):
-      tested = _evaluate_after(epoch, state, evaluate, history, num_models, len(test_split.labels))
+      tested = _evaluate_after(epoch, state, evaluate, history, num_models, len(test_split.labels),
+                               train_data)
       eval_every = eval_every or auto_eval_every(history.eval_times[epoch],
                                                  history.epoch_times[epoch])
     if epoch_ended:
@@ -140,6 +143,8 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
       train_loss_per_epoch=history.epoch_losses(num_models, spec.steps_per_epoch).tolist(),
       test_accuracy_per_epoch=_json_floats(history.test_accuracy[:num_models]),
       test_loss_per_epoch=_json_floats(history.test_loss[:num_models]),
+      **({'train_accuracy_per_epoch': _json_floats(history.train_accuracy[:num_models])}
+         if task.TRAIN_ERROR else {}),
       compile_time_s=compiled.compile_time_s, train_time_s=train_time, eval_time_s=eval_time,
       epoch_time_s=history.epoch_times.tolist(), eval_time_per_epoch_s=history.eval_times.tolist(),
       models_per_chunk=spec.models_per_chunk, numerics=list(computed),
@@ -148,7 +153,8 @@ def run_variant(config: Config, task: ModuleType, variant: str, train_split: dat
       xla_memory_estimate_bytes=compiled.memory_estimate_bytes)
   params = jax.tree.map(lambda p: p[:num_models], cluster.host(state.params))
   return VariantResult(results, history.step_losses[:num_models],
-                       history.test_accuracy[:num_models], params, tested.predictions)
+                       history.test_accuracy[:num_models], history.train_accuracy[:num_models],
+                       params, tested.predictions)
 
 
 def numerics(config: Config, spec: training.TrainSpec) -> dict[str, Any]:
@@ -181,10 +187,14 @@ def stop_signal(stops: Sequence[int]) -> int:
 
 
 def _evaluate_after(epoch: int, state: training.TrainState,
-                    evaluate: Callable[[training.TrainState], evaluation.Scores],
-                    history: History, num_models: int, total: int) -> evaluation.Scores:
-  """Evaluate every model after `epoch`, recording its accuracy and loss and the time taken."""
+                    evaluate: Callable[..., evaluation.Scores], history: History,
+                    num_models: int, total: int, train_data=None) -> evaluation.Scores:
+  """Evaluate every model after `epoch`, recording its accuracy and loss and the time taken;
+  with `train_data` (placed), its accuracy on the training set too."""
   start = time.perf_counter()
+  if train_data is not None:
+    history.train_accuracy[:num_models, epoch] = (
+        evaluate(state, train_data).correct / len(train_data[1]))
   tested = evaluate(state)
   history.eval_times[epoch] = time.perf_counter() - start
   history.test_accuracy[:num_models, epoch] = tested.correct / total

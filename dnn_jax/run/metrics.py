@@ -26,7 +26,7 @@ from dnn_jax.run.history import History
 
 METRICS_FILE = 'metrics.jsonl'
 TENSORBOARD_DIR = 'tensorboard'  # <workdir>/tensorboard/<variant>/: TensorBoard's runs
-SCALARS = ('train_loss', 'test_accuracy', 'test_loss')
+SCALARS = ('train_loss', 'test_accuracy', 'test_loss', 'train_accuracy')
 
 
 def call_ends(spec: training.TrainSpec) -> list[int]:
@@ -58,6 +58,9 @@ def record(variant: str, spec: training.TrainSpec, history: History, step: int,
   if line['epoch_end'] and not np.isnan(tested).all():
     line.update(test_accuracy=tested, test_loss=history.test_loss[:num_models, epoch - 1],
                 eval_time_s=round(float(history.eval_times[:epoch].sum()), 4))
+    trained = history.train_accuracy[:num_models, epoch - 1]  # where the task evaluates it
+    if not np.isnan(trained).all():
+      line.update(train_accuracy=trained)
   for name in SCALARS:
     if name in line:
       values = np.asarray(line[name], np.float64)

@@ -50,7 +50,8 @@ def make_spec(config: Config, model: flax.linen.Module, objective: str, steps_pe
       micro_batches=config.micro_batches, steps_per_epoch=steps_per_epoch,
       total_steps=total_steps,
       steps_per_call=min(config.checkpoint_every_steps or steps_per_epoch, steps_per_epoch),
-      models_per_chunk=models_per_chunk, precision=config.precision)
+      models_per_chunk=models_per_chunk, precision=config.precision,
+      optimizer=config.optimizer, distort=config.distortions)
 
 
 def setup(config: Config, task: ModuleType, variant: str, num_train: int) -> Setup:

@@ -18,6 +18,8 @@ VARIANT_SETTING = 'c3'
 VARIANT_HELP = 'LeNet C3 connections: sparse (Table I) or full.'
 VARIANTS = models.C3_VARIANTS
 KERNELS_FIGURE, CONNECTIONS_FIGURE = FIGURES = ('c1_kernels.png', 'c3_connections.png')
+TRAIN_ERROR = False  # only the test set is evaluated after each epoch
+OPTIMIZERS = ('sgd',)  # SDLM needs the paper's network (its second-derivative pass)
 CLASS_NAMES = tuple(map(str, range(10)))
 
 

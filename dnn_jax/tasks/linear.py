@@ -18,6 +18,8 @@ VARIANT_HELP = 'Linear model loss.'
 VARIANTS = ('logistic', 'sum_of_squares')
 WEIGHTS_FIGURE = 'weights.png'
 FIGURES = (WEIGHTS_FIGURE,)
+TRAIN_ERROR = False  # only the test set is evaluated after each epoch
+OPTIMIZERS = ('sgd',)  # SDLM needs the paper's network (its second-derivative pass)
 CLASS_NAMES = tuple(map(str, data.BINARY_DIGITS))  # class 0 is label -1, class 1 label +1
 
 
