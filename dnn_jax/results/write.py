@@ -42,9 +42,11 @@ def write(config: Config, task: ModuleType, trained: Mapping[str, Any],
   variant's `loop.VariantResult`; returns what results.json holds. With `on_disk` False (a
   process of a multi-process run other than the first), only returns it."""
   num_train = len(train_split.labels)
-  title = (f'{config.experiment}, {config.num_seeds} seed(s), batch {config.batch_size}, lr '
-           f'{flag_text(config.learning_rate)}, {config.sampling}, {config.pixel_scale} pixels, '
-           f'{config.total_steps(num_train)} steps')
+  steps_by = (f'sdlm (mu {flag_text(config.sdlm_mu)}), lr {flag_text(config.learning_rate)}'
+              if config.optimizer == 'sdlm' else f'lr {flag_text(config.learning_rate)}')
+  title = (f'{config.experiment}, {config.num_seeds} seed(s), batch {config.batch_size}, '
+           f'{steps_by}, {config.sampling}, {config.pixel_scale} pixels, '
+           f'{"distorted, " * config.distortions}{config.total_steps(num_train)} steps')
   variants = {name: t.results for name, t in trained.items()}
   results = dict(experiment=config.experiment, config=config.to_json(),
                  device=environment.device_description(), versions=environment.versions(),
