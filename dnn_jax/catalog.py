@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dnn_jax import shipped, tasks
-from dnn_jax.config import AUTO, Config, sweep_fields
+from dnn_jax.config import AUTO, Config, flag_text, sweep_fields
 from dnn_jax.core import kernels, training
 from dnn_jax.errors import ConfigError
 
@@ -123,10 +123,10 @@ def make_config(experiment: str = DEFAULT, protocol: str | None = None,
   if values.get('optimizer', 'sgd') not in task.OPTIMIZERS:
     raise ConfigError(f'--optimizer={values["optimizer"]}: accepted for --experiment='
                       f'{found.name}: {", ".join(task.OPTIMIZERS)}')
-  if values.get('optimizer', 'sgd') != 'sdlm' and 'sdlm_mu' in overrides:
-    mu = overrides['sdlm_mu']
-    mu = ','.join(map(str, mu)) if isinstance(mu, (list, tuple)) else mu
-    raise ConfigError(f'--sdlm_mu={mu} applies only with --optimizer=sdlm '
+  mu, default_mu = overrides.get('sdlm_mu'), _default('sdlm_mu')
+  mu = tuple(mu) if isinstance(mu, list) else mu
+  if values.get('optimizer', 'sgd') != 'sdlm' and mu not in (None, default_mu, (default_mu,)):
+    raise ConfigError(f'--sdlm_mu={flag_text(mu)} applies only with --optimizer=sdlm '
                       f'(here: {values.get("optimizer", "sgd")}); accepted: leave it out')
   if values.get('kernels', AUTO) == AUTO:
     values['kernels'] = kernels.default_kernels()
@@ -134,6 +134,10 @@ def make_config(experiment: str = DEFAULT, protocol: str | None = None,
     values['micro_batches'] = training.default_micro_batches()
   return Config(experiment=found.name, task=found.task,
                 variants=task.VARIANTS if choice == tasks.BOTH else (choice,), **values)
+
+
+def _default(name: str) -> Any:
+  return Config.__dataclass_fields__[name].default
 
 
 def _check_names(task, overrides: dict[str, Any]) -> None:
