@@ -100,19 +100,25 @@ def _save(fig, path: str | Path):
   return fig
 
 
+def _mean_and_band(ax, per_epoch: Mapping[str, np.ndarray], band_labels: bool) -> None:
+  """Per curve ((models, epochs), NaN where not evaluated): the mean over models after each
+  evaluated epoch, with its min-max band (in the legend with `band_labels`)."""
+  for name, values in per_epoch.items():
+    tested = ~np.isnan(values).all(axis=0)
+    epochs, values = np.flatnonzero(tested) + 1, values[:, tested]
+    line, = ax.plot(epochs, values.mean(axis=0), marker='o', lw=1.5,
+                    label=f'{name} (mean of {len(values)})')
+    if len(values) > 1:
+      ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=line.get_color(),
+                      alpha=0.25, lw=0, label=f'{name} min-max' if band_labels else None)
+
+
 def accuracy_curves(per_epoch: Mapping[str, np.ndarray], path: str | Path, title: str):
   """Test accuracy after each tested epoch ((models, epochs), NaN where not tested): per
   variant the mean over models with its min-max band."""
   fig = figure(figsize=(8, 4.5), dpi=120)
   ax = fig.subplots()
-  for name, accuracy in per_epoch.items():
-    tested = ~np.isnan(accuracy).all(axis=0)
-    epochs, accuracy = np.flatnonzero(tested) + 1, 100 * accuracy[:, tested]
-    line, = ax.plot(epochs, accuracy.mean(axis=0), marker='o', lw=1.5,
-                    label=f'{name} (mean of {len(accuracy)})')
-    if len(accuracy) > 1:
-      ax.fill_between(epochs, accuracy.min(axis=0), accuracy.max(axis=0),
-                      color=line.get_color(), alpha=0.25, lw=0, label=f'{name} min-max')
+  _mean_and_band(ax, {name: 100 * accuracy for name, accuracy in per_epoch.items()}, True)
   ax.set_xlabel('epoch')
   ax.set_ylabel('test accuracy (%)')
   ax.xaxis.get_major_locator().set_params(integer=True)
@@ -130,14 +136,7 @@ def error_curves(per_epoch: Mapping[str, np.ndarray], marks: Mapping[str, float]
   as a paper's figures."""
   fig = figure(figsize=(8, 4.5), dpi=120)
   ax = fig.subplots()
-  for name, error in per_epoch.items():
-    tested = ~np.isnan(error).all(axis=0)
-    epochs, error = np.flatnonzero(tested) + 1, error[:, tested]
-    line, = ax.plot(epochs, error.mean(axis=0), marker='o', lw=1.5,
-                    label=f'{name} (mean of {len(error)})')
-    if len(error) > 1:
-      ax.fill_between(epochs, error.min(axis=0), error.max(axis=0), color=line.get_color(),
-                      alpha=0.25, lw=0)
+  _mean_and_band(ax, per_epoch, False)
   for label, value in marks.items():
     ax.axhline(value, color='k', ls='--', lw=0.8)
     ax.annotate(label, (1, value), xycoords=('axes fraction', 'data'), ha='right',

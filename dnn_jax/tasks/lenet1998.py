@@ -10,7 +10,7 @@ import numpy as np
 from flax import linen as nn
 
 from dnn_jax.config import Config
-from dnn_jax.core import data, lenet1998, models
+from dnn_jax.core import data, lenet1998, models, training
 from dnn_jax.results import plots
 from dnn_jax.tasks import lenet
 
@@ -18,7 +18,7 @@ NAME = 'lenet1998'
 VARIANT_SETTING = lenet.VARIANT_SETTING
 VARIANT_HELP = lenet.VARIANT_HELP
 VARIANTS = models.C3_VARIANTS
-OPTIMIZERS = ('sgd', 'sdlm')
+OPTIMIZERS = training.OPTIMIZERS  # SGD and the paper's SDLM
 CLASS_NAMES = lenet.CLASS_NAMES
 TRAIN_ERROR = True  # evaluated on the whole training set after each pass, as the paper's Fig. 5
 # The paper's errors after 20 passes without distortions (section III.C, Fig. 5), in %.
