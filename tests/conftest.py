@@ -59,6 +59,17 @@ def init(key, spec):
   return training.init(key, spec, {k: v[0] for k, v in _CONFIGS[spec].hyper([0]).items()})
 
 
+def train_in_calls(spec, images, labels):
+  """One model (init key 0) trained for the spec's steps, a call of `train_epoch` at a time
+  (epoch e's key: key 1 folded with e): its final state and the number of calls."""
+  state, epoch_fn, calls = init(jax.random.key(0), spec), jax.jit(training.train_epoch), 0
+  while int(state.step) < spec.total_steps:
+    epoch = int(state.step) // spec.steps_per_epoch
+    state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch), images, labels)
+    calls += 1
+  return state, calls
+
+
 def init_models(keys, spec):
   """`len(keys)` models' initial states, at their config's learning rate."""
   return training.init_models(keys, spec, _CONFIGS[spec].hyper([0] * len(keys)))

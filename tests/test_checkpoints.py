@@ -16,8 +16,8 @@ import pytest
 
 from dnn_jax.core import data, models, training
 from dnn_jax.run import checkpoints
-from tests.conftest import (QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, init, init_models, make_spec,
-                            ours)
+from tests.conftest import (QUICK_RUN_FLAGS, QUICK_RUN_STEPS, ROOT, init_models, make_spec, ours,
+                            train_in_calls)
 
 
 def seeds_state(num_seeds=2):
@@ -133,11 +133,7 @@ def test_chunked_epochs_equal_whole_epochs(mnist_train):
   for chunk in (0, 7):
     spec = make_spec(models.LinearClassifier(), 'logistic', 30, 75, batch_size=2,
                      learning_rate=0.01, checkpoint_every_steps=chunk)
-    state = init(jax.random.key(0), spec)
-    epoch_fn = jax.jit(training.train_epoch)
-    while int(state.step) < spec.total_steps:
-      epoch = int(state.step) // spec.steps_per_epoch
-      state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch), images, labels)
+    state, _ = train_in_calls(spec, images, labels)
     results.append(np.asarray(state.params['linear']['kernel']))
   assert int(state.step) == 75
   np.testing.assert_array_equal(results[0], results[1])

@@ -15,7 +15,7 @@ from dnn_jax.core import (data, distortions, evaluation, lenet1998, losses, mode
 from dnn_jax.errors import ConfigError
 from dnn_jax.run import program
 from dnn_jax.tasks import lenet1998 as task
-from tests.conftest import init, make_spec
+from tests.conftest import make_spec, train_in_calls
 
 
 def paper_model(c3='sparse'):
@@ -173,12 +173,7 @@ def test_a_pass_cut_into_calls_equals_it_whole_with_sdlm_and_distortions(mnist_t
   for call_steps in (0, 10):
     spec = make_spec(paper_model(), 'map', 24, 48, experiment='lenet1998', batch_size=1,
                      distortions=True, checkpoint_every_steps=call_steps)
-    state = init(jax.random.key(0), spec)
-    epoch_fn, calls = jax.jit(training.train_epoch), 0
-    while int(state.step) < spec.total_steps:
-      epoch = int(state.step) // spec.steps_per_epoch
-      state, _ = epoch_fn(state, jax.random.fold_in(jax.random.key(1), epoch), images, labels)
-      calls += 1
+    state, calls = train_in_calls(spec, images, labels)
     assert calls == (2 if call_steps == 0 else 6)
     results.append(jax.tree.leaves((state.params, state.opt_state)))
   for whole, cut in zip(*results):
